@@ -1,0 +1,54 @@
+"""The bundled demo catalog: loaded from assets/ into the store on first use, reloaded when it changes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from ..config import DEMO_CATALOG, DEMO_DIR
+from ..errors import UserError
+from ..store import Store
+from ..store.models import Catalog
+from .ingest import IngestOptions, catalog_content_hash, ingest
+
+
+class CatalogNotFound(UserError, LookupError):
+    """The named catalog is not in the store (or the demo files are missing)."""
+
+
+def demo_files(demo_dir: Path = DEMO_DIR) -> tuple[Path, Path]:
+    catalog, schema = demo_dir / "catalog.jsonl", demo_dir / "schema.json"
+    if not catalog.is_file() or not schema.is_file():
+        raise CatalogNotFound(f"the demo catalog is missing from {demo_dir}; rebuild it with `crs catalog build-demo`")
+    return catalog, schema
+
+
+def open_catalog(store: Store, name: str = DEMO_CATALOG) -> Catalog:
+    """The named catalog; the demo is (re)loaded from assets/ when absent or changed."""
+    if name == DEMO_CATALOG:
+        ensure_demo(store)
+    with store.session() as session:
+        catalog = session.scalar(select(Catalog).where(Catalog.name == name))
+        if catalog is None:
+            known = sorted(session.scalars(select(Catalog.name)))
+            raise CatalogNotFound(f"no catalog named {name!r} in {store.url}; known: {known or 'none'}. "
+                                  "Add one with `crs ingest PATH --format jsonl|csv|amazon2023`.")
+        return catalog
+
+
+def ensure_demo(store: Store, demo_dir: Path = DEMO_DIR) -> bool:
+    """Load the demo catalog if the store lacks it or holds an older copy; True if it loaded."""
+    catalog_file, schema_file = demo_files(demo_dir)
+    wanted = catalog_content_hash(catalog_file, schema_file.read_bytes())
+    root = str(demo_dir.resolve())
+    with store.session() as session:
+        current = session.execute(select(Catalog.content_hash, Catalog.image_root)
+                                  .where(Catalog.name == DEMO_CATALOG)).first()
+    if current is not None and current.content_hash == wanted:
+        if current.image_root != root:  # the checkout moved: same files, new place
+            with store.transaction() as session:
+                session.execute(update(Catalog).where(Catalog.name == DEMO_CATALOG).values(image_root=root))
+        return False
+    ingest(store, catalog_file, IngestOptions(format="jsonl", catalog=DEMO_CATALOG, schema_path=schema_file,
+                                              replace=True, fetch_images=False))
+    return True

@@ -1,0 +1,158 @@
+"""Readers for catalog files: each turns its format into RawRows shaped like JSONL items.
+
+A reader yields a RowError instead of a row it cannot read, and goes on, so one ingest reports
+every bad row at once.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from .records import RawRow, RowError, kind_of
+from .schema import AttributeSpec, CatalogSchema, normalise_name
+
+
+
+class CatalogFileError(UserError):
+    """The catalog file itself cannot be read (missing, not UTF-8)."""
+
+
+Reader = Callable[[Path], Iterator[RawRow | RowError]]
+CSV_ITEM_COLUMNS = ("id", "title", "description", "image", "source", "license")
+TAG_SEPARATOR = "|"
+
+
+def read_jsonl(path: Path) -> Iterator[RawRow | RowError]:
+    with _open_text(path) as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield RowError(str(path), number, "(line)", f"not valid JSON at column {exc.colno}: {exc.msg}")
+                continue
+            if not isinstance(data, dict):
+                yield RowError(str(path), number, "(line)", f"expected a JSON object, got {type(data).__name__}")
+                continue
+            yield RawRow(str(path), number, data)
+
+
+def read_csv(path: Path) -> Iterator[RawRow | RowError]:
+    """CSV with item columns plus one column per attribute; '|' separates tags.
+
+    Cells are typed here because CSV has no types: a column whose filled cells all parse as
+    numbers is numeric, one that uses '|' anywhere is tags, anything else categorical.
+    """
+    with _open_text(path) as lines:
+        reader = csv.DictReader(lines)
+        if not reader.fieldnames:
+            yield RowError(str(path), 1, "(header)", "empty file: expected a header row")
+            return
+        header = [normalise_name(name or "") for name in reader.fieldnames]
+        missing = [c for c in ("id", "title") if c not in header]
+        if missing:
+            yield RowError(str(path), 1, "(header)", f"missing required column(s) {missing}; found {header}")
+            return
+        rows: list[tuple[int, dict[str, str]]] = []
+        for cells in reader:
+            extra = cells.pop(None, None)  # type: ignore[call-overload]
+            if extra:
+                yield RowError(str(path), reader.line_num, "(line)", f"{len(extra)} more cell(s) than header columns")
+                continue
+            rows.append((reader.line_num, {normalise_name(k): (v or "").strip() for k, v in cells.items()}))
+    attribute_columns = [c for c in header if c not in CSV_ITEM_COLUMNS]
+    kinds = {c: _csv_column_kind([cells.get(c, "") for _, cells in rows]) for c in attribute_columns}
+    for line, cells in rows:
+        data: dict[str, Any] = {c: cells.get(c, "") for c in CSV_ITEM_COLUMNS if c in header}
+        data["attributes"] = {c: _csv_cell(cells.get(c, ""), kinds[c]) for c in attribute_columns if cells.get(c)}
+        yield RawRow(str(path), line, data)
+
+
+def _csv_column_kind(cells: list[str]) -> str:
+    filled = [c for c in cells if c]
+    if any(TAG_SEPARATOR in c for c in filled):
+        return "tags"
+    if filled and all(_is_number(c) for c in filled):
+        return "numeric"
+    return "categorical"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _csv_cell(cell: str, kind: str) -> Any:
+    if kind == "tags":
+        return [t.strip() for t in cell.split(TAG_SEPARATOR) if t.strip()]
+    if kind == "numeric":
+        return float(cell)
+    return cell
+
+
+def infer_schema(rows: list[RawRow], name: str = "") -> tuple[CatalogSchema, list[RowError]]:
+    """Kinds from the values when no schema is declared: the first row that has an attribute
+    fixes its kind; a string where tags were seen is one tag; other clashes are errors."""
+    kinds: dict[str, tuple[str, int]] = {}
+    errors: list[RowError] = []
+    for row in rows:
+        attributes = row.data.get("attributes")
+        if not isinstance(attributes, dict):
+            continue
+        for key, value in attributes.items():
+            kind = kind_of(value)
+            if kind is None:
+                if value is not None:
+                    errors.append(RowError(row.file, row.line, f"attributes.{key}",
+                                           f"a value must be a string, a list of strings or a number, got {value!r}"))
+                continue
+            seen = kinds.get(key)
+            if seen is None:
+                kinds[key] = (kind, row.line)
+            elif seen[0] == "tags" and kind == "categorical":
+                continue
+            elif seen[0] == "categorical" and kind == "tags":
+                kinds[key] = ("tags", seen[1])
+            elif seen[0] != kind:
+                errors.append(RowError(row.file, row.line, f"attributes.{key}",
+                                       f"is {kind} here but {seen[0]} on line {seen[1]}; declare it in a schema file"))
+    invalid = [k for k in kinds if normalise_name(k) != k]
+    for key in invalid:
+        errors.append(RowError(rows[0].file if rows else "", kinds[key][1], f"attributes.{key}",
+                               f"attribute names are lower-case identifiers, e.g. {normalise_name(key)!r}"))
+    specs = [AttributeSpec(k, kind) for k, (kind, _) in sorted(kinds.items()) if k not in invalid]  # type: ignore[arg-type]
+    return CatalogSchema(name=name, attributes=specs), errors
+
+
+class _open_text:
+    """Opens a text file with a clear error for missing or non-UTF-8 files."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        try:
+            self.handle = self.path.open(encoding="utf-8-sig", newline="")
+        except OSError as exc:
+            raise CatalogFileError(f"{self.path}: cannot open catalog file: {exc.strerror}") from exc
+        return _checked_lines(self.handle, self.path)
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
+
+
+def _checked_lines(handle: Any, path: Path) -> Iterator[str]:
+    number = 0
+    try:
+        for number, line in enumerate(handle, start=1):  # noqa: B007
+            yield line
+    except UnicodeDecodeError as exc:
+        raise CatalogFileError(f"{path}: after line {number}: not UTF-8 text ({exc.reason})") from exc

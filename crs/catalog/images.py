@@ -1,0 +1,115 @@
+"""Ingest-time image checks: local files must decode; URLs are fetched into a cache first."""
+from __future__ import annotations
+
+import hashlib
+import urllib.error
+import urllib.request
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import UserError
+
+MAX_IMAGE_BYTES = 25 * 1024 * 1024
+MAX_IMAGE_PIXELS = 40_000_000
+FETCH_TIMEOUT_S = 10.0
+_URL_PREFIXES = ("http://", "https://")
+
+
+class ImageProblem(UserError, ValueError):
+    """An item's image cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    file: str | None  # local path (relative to the catalog's image root when possible), None if not local
+    sha1: str | None
+
+
+def is_url(ref: str) -> bool:
+    return ref.startswith(_URL_PREFIXES)
+
+
+def check_image_file(path: Path) -> str:
+    """Decode the file fully (truncation only shows on decode) and return its sha1."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageProblem(f"image file not found: {path}") from None
+    except OSError as exc:
+        raise ImageProblem(f"cannot read image file {path}: {exc.strerror}") from None
+    check_image_bytes(data, str(path))
+    return hashlib.sha1(data).hexdigest()
+
+
+def check_image_bytes(data: bytes, name: str) -> tuple[int, int]:
+    """Raise ImageProblem unless `data` is a whole, decodable, reasonably sized image; returns its size."""
+    import io
+
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageProblem(f"{name}: image is {len(data)} bytes, more than the limit of {MAX_IMAGE_BYTES}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise ImageProblem(f"{name}: {width}x{height} pixels is more than the limit of {MAX_IMAGE_PIXELS}")
+                image.load()
+    except ImageProblem:
+        raise
+    except UnidentifiedImageError:
+        kind = "an empty file" if not data else f"starts with {data[:8]!r}"
+        raise ImageProblem(f"{name}: not a readable image (unknown or unsupported format; {kind})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageProblem(f"{name}: refused as a decompression bomb ({exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageProblem(f"{name}: broken or truncated image ({exc})") from None
+    return width, height
+
+
+class ImageFetcher:
+    """Fetches image URLs into a content-addressed cache; a cached URL is never fetched again."""
+
+    def __init__(self, cache_dir: Path, timeout_s: float = FETCH_TIMEOUT_S) -> None:
+        self.cache_dir = cache_dir
+        self.timeout_s = timeout_s
+
+    def cached_path(self, url: str) -> Path:
+        return self.cache_dir / (hashlib.sha1(url.encode()).hexdigest() + ".img")
+
+    def fetch(self, url: str) -> Path:
+        path = self.cached_path(url)
+        if path.exists():
+            return path
+        request = urllib.request.Request(url, headers={"User-Agent": "crs-ingest/0.1"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                data = response.read(MAX_IMAGE_BYTES + 1)
+        except urllib.error.HTTPError as exc:
+            raise ImageProblem(f"could not fetch image {url}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ImageProblem(f"could not fetch image {url} (offline or unreachable?): {reason}") from None
+        check_image_bytes(data, url)
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)  # atomic: a killed ingest never leaves a half-written cache file
+        return path
+
+
+def resolve_image(ref: str, root: Path, fetcher: ImageFetcher | None) -> ResolvedImage:
+    """Check one image reference; fetch URLs when a fetcher is given, else keep them as references."""
+    if not ref:
+        return ResolvedImage(None, None)
+    if is_url(ref):
+        if fetcher is None:
+            return ResolvedImage(None, None)
+        path = fetcher.fetch(ref)
+        return ResolvedImage(str(path), check_image_file(path))
+    path = Path(ref).expanduser()
+    full = path if path.is_absolute() else root / path
+    sha1 = check_image_file(full)
+    return ResolvedImage(ref if not path.is_absolute() else str(path), sha1)

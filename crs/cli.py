@@ -1,0 +1,113 @@
+"""The `crs` command line: catalogs and ingest (later: index, search, chat, eval).
+
+Errors the user can fix (a bad row, a missing file, a locked database) print one clear message
+and exit with status 1; anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .config import DEMO_CATALOG, DEMO_DIR
+from .catalog.demo import open_catalog
+from .catalog.info import catalog_info
+from .catalog.ingest import READERS, IngestOptions, ingest
+from .errors import UserError
+from .store import open_store
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="SQLAlchemy database URL (default: SQLite under $CRS_HOME, ~/.crs)")
+    parser.add_argument("--catalog", help=f"catalog name (default: {DEMO_CATALOG!r}, the bundled demo)")
+
+
+def cmd_catalog_info(args: argparse.Namespace) -> int:
+    store = open_store(args.db)
+    catalog = open_catalog(store, args.catalog or DEMO_CATALOG)
+    info = catalog_info(store, catalog, verify_images=args.verify_images)
+    if args.json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+        return 0
+    images = info["images"]
+    print(f"{info['catalog']}: {info['title']}\n{info['items']} items; images present {images['present']} "
+          f"(coverage {images['coverage']:.1%})" + (f", readable {images['readable']}" if images["readable"] is not None else ""))
+    for attribute in info["attributes"]:
+        if attribute["kind"] == "numeric":
+            detail = f"{attribute['min']} .. {attribute['max']}"
+        else:
+            top = ", ".join(f"{value} ({count})" for value, count in attribute["top_values"][:5])
+            detail = f"{attribute['distinct_values']} values: {top}"
+        print(f"  {attribute['name']:<14} {attribute['kind']:<12} {attribute['items_with_value']:>6} items  {detail}")
+    return 0
+
+
+def cmd_build_demo(args: argparse.Namespace) -> int:
+    from .catalog import demo_build  # heavy and network-bound: only imported when asked for
+
+    return demo_build.main(Path(args.out), Path(args.cache).expanduser())
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    store = open_store(args.db)
+    options = IngestOptions(
+        format=args.format, catalog=args.catalog, schema_path=Path(args.schema) if args.schema else None,
+        images_dir=Path(args.images) if args.images else None, fetch_images=not args.no_fetch_images,
+        replace=args.replace, skip_invalid=args.skip_invalid,
+    )
+    report = ingest(store, Path(args.path), options, progress=lambda m: print(m, file=sys.stderr))
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(f"catalog {report.catalog!r}: {report.rows} rows: {report.added} added, {report.updated} updated, "
+              f"{report.unchanged} unchanged, {report.removed} removed, {len(report.skipped)} skipped "
+              f"({report.seconds:.1f} s)")
+        for error in report.skipped[:20]:
+            print(f"  skipped: {error}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crs", description="Conversational multimodal recommender")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    catalog = commands.add_parser("catalog", help="inspect or rebuild catalogs").add_subparsers(
+        dest="catalog_command", required=True)
+    info = catalog.add_parser("info", help="items, attributes and image coverage of a catalog")
+    _common(info)
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.add_argument("--verify-images", action="store_true", help="decode every image file")
+    info.set_defaults(run=cmd_catalog_info)
+    build = catalog.add_parser("build-demo", help="rebuild assets/demo from the npm and Debian packages")
+    build.add_argument("--out", default=str(DEMO_DIR))
+    build.add_argument("--cache", default="~/.cache/crs/demo-sources", help="where downloaded packages are kept")
+    build.set_defaults(run=cmd_build_demo)
+
+    ingest_parser = commands.add_parser("ingest", help="load a catalog file into the store")
+    _common(ingest_parser)
+    ingest_parser.add_argument("path")
+    ingest_parser.add_argument("--format", required=True, choices=sorted(READERS))
+    ingest_parser.add_argument("--images", help="folder that relative image paths resolve against")
+    ingest_parser.add_argument("--schema", help="attribute schema JSON (default: schema.json beside the file)")
+    ingest_parser.add_argument("--replace", action="store_true", help="remove items that are not in this file")
+    ingest_parser.add_argument("--skip-invalid", action="store_true", help="ingest the good rows, report the bad")
+    ingest_parser.add_argument("--no-fetch-images", action="store_true", help="keep image URLs without fetching")
+    ingest_parser.add_argument("--json", action="store_true")
+    ingest_parser.set_defaults(run=cmd_ingest)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

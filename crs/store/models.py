@@ -1,0 +1,98 @@
+"""The store's tables as SQLAlchemy 2 models.
+
+The schema itself is created and changed only by the named migrations in
+`crs.store.migrations`; a test checks that these models and the migrated schema agree.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+ATTRIBUTE_KINDS = ("categorical", "tags", "numeric")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Catalog(Base):
+    __tablename__ = "catalogs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(300), default="")
+    # Relative image paths of items resolve against this folder (the ingested file's folder or --images).
+    image_root: Mapped[str] = mapped_column(Text, default="")
+    # Hash of the ingested files; lets the bundled demo catalog reload only when it changed.
+    content_hash: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)
+
+    attributes: Mapped[list[Attribute]] = relationship(
+        back_populates="catalog", cascade="all, delete-orphan", order_by="Attribute.position"
+    )
+
+
+class Attribute(Base):
+    __tablename__ = "attributes"
+    __table_args__ = (UniqueConstraint("catalog_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    catalog_id: Mapped[int] = mapped_column(ForeignKey("catalogs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))  # one of ATTRIBUTE_KINDS
+    description: Mapped[str] = mapped_column(Text, default="")
+    askable: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Closed vocabulary (None = open) and value order for relative critiques (None = unordered).
+    allowed_values: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    value_order: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    catalog: Mapped[Catalog] = relationship(back_populates="attributes")
+
+
+class Item(Base):
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("catalog_id", "external_id"),)
+
+    # The integer primary key doubles as the FAISS external id.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    catalog_id: Mapped[int] = mapped_column(ForeignKey("catalogs.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    image_ref: Mapped[str] = mapped_column(Text, default="")  # as given: a path or a URL
+    image_file: Mapped[str | None] = mapped_column(Text, nullable=True)  # local file, relative to image_root or absolute
+    image_sha1: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    source: Mapped[str] = mapped_column(Text, default="")
+    license: Mapped[str] = mapped_column(Text, default="")
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Hash of the normalised record: re-ingesting an unchanged row touches nothing.
+    row_hash: Mapped[str] = mapped_column(String(40))
+
+    values: Mapped[list[ItemValue]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+
+class ItemValue(Base):
+    """One attribute value of one item: a row per tag; `number` for numeric attributes."""
+
+    __tablename__ = "item_values"
+    __table_args__ = (
+        Index("ix_item_values_attribute_value", "attribute_id", "value"),
+        Index("ix_item_values_item", "item_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    attribute_id: Mapped[int] = mapped_column(ForeignKey("attributes.id", ondelete="CASCADE"))
+    value: Mapped[str | None] = mapped_column(Text, nullable=True)
+    number: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class SchemaMigration(Base):
+    __tablename__ = "schema_migrations"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    applied_at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+# Never reach a model hub from tests; models must come from installed packages or tmp dirs.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def crs_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own CRS_HOME, so no test touches ~/.crs or another test's database."""
+    home = tmp_path_factory.mktemp("crs_home")
+    monkeypatch.setenv("CRS_HOME", str(home))
+    monkeypatch.delenv("CRS_DB", raising=False)
+    return home
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    from crs.store import open_store
+
+    return open_store(f"sqlite:///{tmp_path / 'test.db'}")
+
+
+@pytest.fixture
+def catalog_dir(tmp_path: Path) -> Path:
+    """A writable copy of the tiny fixture catalog (tests may break its rows and images)."""
+    target = tmp_path / "catalog"
+    shutil.copytree(FIXTURES / "catalog", target)
+    return target
