@@ -1,0 +1,197 @@
+"""Nearest-neighbour search over one vector space, behind a one-method interface.
+
+`VectorIndex.search` is all the rest of the system calls, so a distributed vector engine can
+replace FAISS later. The FAISS implementation keeps the caller's integer ids (IndexIDMap2) and
+filters by id *before* ranking (an IDSelector), so a filter never returns items outside it.
+Inner product on L2-normalised vectors = cosine similarity.
+"""
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import faiss
+import numpy as np
+
+IndexKind = Literal["auto", "flat", "hnsw", "ivf"]
+# Above this many vectors "auto" picks HNSW: exact search stops being cheap per query.
+AUTO_HNSW_FROM = 200_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 96
+IVF_NPROBE = 16
+# faiss only uses BLAS (fast for batches) above this many queries; RESEARCH.md measured the
+# default as far too high for evaluation batches of 100-200 queries.
+faiss.cvar.distance_compute_blas_threshold = 16
+
+
+class IndexFileError(RuntimeError):
+    """An index file is missing, corrupt or does not match what it should contain."""
+
+
+@dataclass(frozen=True)
+class Hits:
+    """Results for a batch of queries: row i holds query i's ids and scores, best first; id -1 = none."""
+
+    ids: np.ndarray  # int64 (n_queries, k)
+    scores: np.ndarray  # float32 (n_queries, k)
+
+    def row(self, i: int) -> list[tuple[int, float]]:
+        return [(int(a), float(s)) for a, s in zip(self.ids[i], self.scores[i]) if a != -1]
+
+
+class VectorIndex(ABC):
+    dim: int
+    size: int
+
+    @abstractmethod
+    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> Hits:
+        """Top-k ids per query; with `allowed_ids`, only those ids can be returned (empty -> no hits)."""
+
+
+def as_matrix(vectors: np.ndarray, dim: int | None = None) -> np.ndarray:
+    """float32, C-contiguous, 2-D, L2-normalised: what FAISS inner-product search needs."""
+    matrix = np.ascontiguousarray(np.atleast_2d(np.asarray(vectors, dtype=np.float32)))
+    if matrix.ndim != 2 or (dim is not None and matrix.shape[1] != dim):
+        raise ValueError(f"expected vectors of shape (n, {dim}), got {np.asarray(vectors).shape}")
+    if not np.isfinite(matrix).all():
+        raise ValueError("vectors contain NaN or infinity")
+    matrix = matrix.copy()
+    faiss.normalize_L2(matrix)
+    return matrix
+
+
+class FaissIndex(VectorIndex):
+    def __init__(self, index: faiss.Index, kind: str) -> None:
+        self.index = index
+        self.kind = kind
+        self.dim = index.d
+        self.size = index.ntotal
+        self._positions: dict[int, int] | None = None  # id -> row, built on the first filtered ANN query
+        if kind == "ivf":  # reconstructing rows of an IVF index needs its direct map
+            faiss.extract_index_ivf(index.index).make_direct_map()
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, ids: np.ndarray, kind: IndexKind = "auto") -> FaissIndex:
+        matrix = as_matrix(vectors)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if len(ids) != len(matrix):
+            raise ValueError(f"{len(matrix)} vectors but {len(ids)} ids")
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError("ids must be unique")
+        if kind == "auto":
+            kind = "hnsw" if len(matrix) >= AUTO_HNSW_FROM else "flat"
+        dim = matrix.shape[1]
+        if kind == "flat":
+            inner: faiss.Index = faiss.IndexFlatIP(dim)
+        elif kind == "hnsw":
+            inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        elif kind == "ivf":
+            # ~4*sqrt(n) lists, but at least 39 training points per list (faiss warns below that)
+            lists = max(1, min(4096, int(4 * np.sqrt(len(matrix))), len(matrix) // 39))
+            inner = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+            inner.train(matrix)
+        else:
+            raise ValueError(f"unknown index kind {kind!r}; choose auto, flat, hnsw or ivf")
+        index = faiss.IndexIDMap2(inner)
+        index.add_with_ids(matrix, ids)
+        return cls(index, kind)
+
+    def _params(self, selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
+        if self.kind == "hnsw":
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = HNSW_EF_SEARCH
+        elif self.kind == "ivf":
+            params = faiss.SearchParametersIVF()
+            params.nprobe = IVF_NPROBE
+        elif selector is None:
+            return None
+        else:
+            params = faiss.SearchParameters()
+        if selector is not None:
+            params.sel = selector
+        return params
+
+    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None = None) -> Hits:
+        matrix = as_matrix(queries, self.dim)
+        if k <= 0:
+            raise ValueError(f"k must be positive, got {k}")
+        if allowed_ids is not None:
+            allowed_ids = np.ascontiguousarray(allowed_ids, dtype=np.int64)
+            if len(allowed_ids) == 0 or self.size == 0:
+                return _empty(len(matrix), k)
+            selector = faiss.IDSelectorBatch(allowed_ids)
+            # An exact scan over a small allowed set beats HNSW, which may miss filtered-in items.
+            if self.kind != "flat" and len(allowed_ids) <= 4096:
+                return self._search_subset(matrix, k, allowed_ids)
+        else:
+            selector = None
+        if self.size == 0:
+            return _empty(len(matrix), k)
+        scores, ids = self.index.search(matrix, min(k, self.size), params=self._params(selector))
+        return _padded(Hits(ids, scores), k)
+
+    def _search_subset(self, matrix: np.ndarray, k: int, allowed: np.ndarray) -> Hits:
+        if self._positions is None:
+            self._positions = {int(item_id): pos for pos, item_id in enumerate(faiss.vector_to_array(self.index.id_map))}
+        present = np.array([i for i in allowed.tolist() if i in self._positions], dtype=np.int64)
+        if len(present) == 0:
+            return _empty(len(matrix), k)
+        positions = np.array([self._positions[i] for i in present.tolist()], dtype=np.int64)
+        vectors = faiss.downcast_index(self.index.index).reconstruct_batch(positions)
+        scores = matrix @ vectors.T
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return _padded(Hits(present[order], np.take_along_axis(scores, order, axis=1).astype(np.float32)), k)
+
+    def save(self, path: Path, meta: dict[str, object]) -> None:
+        """Write the index and a JSON sidecar; the sidecar is written last, so a crash mid-way
+        leaves a file that `load` rejects instead of one it trusts."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        faiss.write_index(self.index, str(tmp))
+        tmp.replace(path)
+        sidecar = {**meta, "kind": self.kind, "dim": self.dim, "size": self.size, "bytes": path.stat().st_size}
+        _sidecar(path).write_text(json.dumps(sidecar, sort_keys=True))
+
+    @classmethod
+    def load(cls, path: Path, expect: dict[str, object]) -> FaissIndex:
+        """Load an index saved with `save`; IndexFileError if missing, corrupt or built for other data."""
+        try:
+            meta = json.loads(_sidecar(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise IndexFileError(f"{path}: no readable sidecar ({exc})") from None
+        stale = {k: (meta.get(k), v) for k, v in expect.items() if meta.get(k) != v}
+        if stale:
+            raise IndexFileError(f"{path}: built for other data: {stale}")
+        if not path.is_file() or path.stat().st_size != meta.get("bytes"):
+            raise IndexFileError(f"{path}: missing or truncated")
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as exc:
+            raise IndexFileError(f"{path}: corrupt ({str(exc).splitlines()[0]})") from None
+        if index.ntotal != meta.get("size") or index.d != meta.get("dim"):
+            raise IndexFileError(f"{path}: holds {index.ntotal}x{index.d}, sidecar says {meta.get('size')}x{meta.get('dim')}")
+        return cls(index, str(meta["kind"]))
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _empty(n: int, k: int) -> Hits:
+    return Hits(np.full((n, k), -1, dtype=np.int64), np.full((n, k), -np.inf, dtype=np.float32))
+
+
+def _padded(hits: Hits, k: int) -> Hits:
+    """FAISS returns min(k, size) columns and -1 ids where fewer match; make it always k columns."""
+    ids, scores = hits.ids, hits.scores.astype(np.float32)
+    if ids.shape[1] < k:
+        pad = k - ids.shape[1]
+        ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+        scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+    scores = np.where(ids == -1, -np.inf, scores).astype(np.float32)
+    return Hits(ids, scores)
