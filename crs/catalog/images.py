@@ -4,11 +4,10 @@ from __future__ import annotations
 import hashlib
 import urllib.error
 import urllib.request
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from retrieval.images import ImageLoadError, load_image
 
 from ..errors import UserError
 
@@ -45,29 +44,17 @@ def check_image_file(path: Path) -> str:
 
 
 def check_image_bytes(data: bytes, name: str) -> tuple[int, int]:
-    """Raise ImageProblem unless `data` is a whole, decodable, reasonably sized image; returns its size."""
-    import io
+    """Raise ImageProblem unless `data` is a whole, decodable, reasonably sized image; returns its size.
 
+    Decoding goes through retrieval's `load_image`, the same gate every encoder and upload
+    passes, so ingest accepts exactly what the models can read.
+    """
     if len(data) > MAX_IMAGE_BYTES:
         raise ImageProblem(f"{name}: image is {len(data)} bytes, more than the limit of {MAX_IMAGE_BYTES}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-                if width * height > MAX_IMAGE_PIXELS:
-                    raise ImageProblem(f"{name}: {width}x{height} pixels is more than the limit of {MAX_IMAGE_PIXELS}")
-                image.load()
-    except ImageProblem:
-        raise
-    except UnidentifiedImageError:
-        kind = "an empty file" if not data else f"starts with {data[:8]!r}"
-        raise ImageProblem(f"{name}: not a readable image (unknown or unsupported format; {kind})") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageProblem(f"{name}: refused as a decompression bomb ({exc})") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageProblem(f"{name}: broken or truncated image ({exc})") from None
-    return width, height
+        return load_image(data, max_pixels=MAX_IMAGE_PIXELS).size
+    except ImageLoadError as exc:
+        raise ImageProblem(f"{name}: {str(exc).split(': ', 1)[-1]}") from None
 
 
 class ImageFetcher:
