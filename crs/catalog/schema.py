@@ -56,12 +56,17 @@ def normalise_value(raw: str) -> str:
     return " ".join(raw.split()).lower()
 
 
-def parse_spec(data: Any, where: str) -> AttributeSpec:
+def _check_object(data: Any, allowed: set[str], where: str, what: str) -> None:
+    """Unknown keys are errors, not silently ignored: a typo like 'kinds' must not pass."""
     if not isinstance(data, dict):
-        raise SchemaError(f"{where}: an attribute must be an object, got {type(data).__name__}")
-    unknown = set(data) - _SPEC_KEYS
+        raise SchemaError(f"{where}: {what} must be a JSON object, got {type(data).__name__}")
+    unknown = set(data) - allowed
     if unknown:
-        raise SchemaError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_SPEC_KEYS)}")
+        raise SchemaError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+
+
+def parse_spec(data: Any, where: str) -> AttributeSpec:
+    _check_object(data, _SPEC_KEYS, where, "an attribute")
     name = data.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise SchemaError(f"{where}: 'name' must be a lower-case identifier like 'main_category', got {name!r}")
@@ -89,11 +94,7 @@ def _value_list(raw: Any, where: str) -> tuple[str, ...] | None:
 
 
 def parse_schema(data: Any, where: str) -> CatalogSchema:
-    if not isinstance(data, dict):
-        raise SchemaError(f"{where}: the schema must be a JSON object")
-    unknown = set(data) - _SCHEMA_KEYS
-    if unknown:
-        raise SchemaError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_SCHEMA_KEYS)}")
+    _check_object(data, _SCHEMA_KEYS, where, "the schema")
     specs = data.get("attributes", [])
     if not isinstance(specs, list):
         raise SchemaError(f"{where}: 'attributes' must be a list")
