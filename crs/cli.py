@@ -1,4 +1,4 @@
-"""The `crs` command line: catalogs and ingest (later: index, search, chat, eval).
+"""The `crs` command line: catalogs, ingest, training the aligned space (later: index, search, chat, eval).
 
 Errors the user can fix (a bad row, a missing file, a locked database) print one clear message
 and exit with status 1; anything else is a bug and keeps its traceback.
@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .config import DEMO_CATALOG, DEMO_DIR
+from .config import ASSETS_DIR, DEMO_CATALOG, DEMO_DIR
 from .catalog.demo import open_catalog
 from .catalog.info import catalog_info
 from .catalog.ingest import READERS, IngestOptions, ingest
@@ -46,8 +47,9 @@ def cmd_catalog_info(args: argparse.Namespace) -> int:
 
 def cmd_build_demo(args: argparse.Namespace) -> int:
     from .catalog import demo_build  # heavy and network-bound: only imported when asked for
+    from .catalog.demo_sources import default_cache_dir
 
-    return demo_build.main(Path(args.out), Path(args.cache).expanduser())
+    return demo_build.main(Path(args.out), Path(args.cache).expanduser() if args.cache else default_cache_dir())
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -69,6 +71,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_align(args: argparse.Namespace) -> int:
+    from .align_cli import train_align  # imports torch: only when asked for
+
+    return train_align(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crs", description="Conversational multimodal recommender")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -82,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(run=cmd_catalog_info)
     build = catalog.add_parser("build-demo", help="rebuild assets/demo from the npm and Debian packages")
     build.add_argument("--out", default=str(DEMO_DIR))
-    build.add_argument("--cache", default="~/.cache/crs/demo-sources", help="where downloaded packages are kept")
+    build.add_argument("--cache", help="where downloaded packages are kept (default: $CRS_DEMO_CACHE or "
+                       "~/.cache/crs/demo-sources)")
     build.set_defaults(run=cmd_build_demo)
 
     ingest_parser = commands.add_parser("ingest", help="load a catalog file into the store")
@@ -96,10 +105,23 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_parser.add_argument("--no-fetch-images", action="store_true", help="keep image URLs without fetching")
     ingest_parser.add_argument("--json", action="store_true")
     ingest_parser.set_defaults(run=cmd_ingest)
+
+    align = commands.add_parser("train-align", help="train the aligned image-text space on a catalog")
+    _common(align)
+    align.add_argument("--out", default=str(ASSETS_DIR / "align"), help="folder for head.safetensors + align.json")
+    align.add_argument("--seed", type=int, default=0)
+    align.add_argument("--epochs", type=int, help="training epochs (default: the recipe's)")
+    align.add_argument("--cache", help="feature cache folder (default: $CRS_HOME/features/CATALOG)")
+    align.add_argument("--held-out-only", action="store_true",
+                       help="ship the weights trained without the held-out 10%% (skips the all-items run)")
+    align.add_argument("--json", action="store_true", help="print align.json")
+    align.set_defaults(run=cmd_train_align)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE"):  # `crs ... | head` should stop quietly, not with a traceback
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     try:

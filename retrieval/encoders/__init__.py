@@ -10,6 +10,8 @@ Specs::
     load_image_encoder("efficientnet-lite0:mean")            # mean pooling instead
     load_image_encoder("clip:/models/clip-vit-b32")          # CLIP image tower (joint space)
     load_image_encoder("fake")  /  "fake:8"                  # colour histogram, BINS per channel
+    load_text_encoder("aligned") / load_image_encoder("aligned")  # the joint space trained here
+    load_image_encoder("aligned:/path/to/weights")           # other weights (crs train-align --out)
 
 A hub name after ``clip:`` or ``sentence-transformers:`` downloads weights; nothing here ever
 does so unless the spec names one. Backends are registered explicitly below with
@@ -161,15 +163,29 @@ def _efficientnet(arg: str | None) -> ImageEncoder:
     return EfficientNetImageEncoder(pooling=arg or "max")
 
 
+def _aligned_text(arg: str | None) -> TextEncoder:
+    from retrieval.encoders.aligned import AlignedTextEncoder
+
+    return AlignedTextEncoder(arg.strip() if arg and arg.strip() else None)
+
+
+def _aligned_image(arg: str | None) -> ImageEncoder:
+    from retrieval.encoders.aligned import AlignedImageEncoder
+
+    return AlignedImageEncoder(arg.strip() if arg and arg.strip() else None)
+
+
 register_text_encoder("minilm", _minilm)
 register_text_encoder(
     "sentence-transformers", _sentence_transformers, "sentence-transformers:PATH_OR_NAME"
 )
 register_text_encoder("clip", _clip_text, "clip:PATH_OR_NAME")
+register_text_encoder("aligned", _aligned_text, "aligned[:PATH]")
 register_text_encoder("fake", lambda arg: FakeTextEncoder(_int_arg("fake", arg, 64)), "fake[:DIM]")
 
 register_image_encoder("efficientnet-lite0", _efficientnet, "efficientnet-lite0[:max|mean]")
 register_image_encoder("clip", _clip_image, "clip:PATH_OR_NAME")
+register_image_encoder("aligned", _aligned_image, "aligned[:PATH]")
 register_image_encoder(
     "fake", lambda arg: FakeImageEncoder(_int_arg("fake", arg, 4)), "fake[:BINS]"
 )
