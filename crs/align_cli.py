@@ -26,7 +26,8 @@ from sqlalchemy import select
 from .catalog.browse import item_attributes
 from .catalog.demo import open_catalog
 from .catalog.ingest import item_image_path
-from .config import DEMO_CATALOG, crs_home
+from .catalog.item_text import item_text
+from .config import DEMO_CATALOG, feature_cache_dir
 from .errors import UserError
 from .store import Store, open_store
 from .store.models import Catalog, Item
@@ -42,15 +43,6 @@ class AlignItem:
     group: str  # split unit: an emoji's concept, else the item
     concept: str | None
     style: str | None
-
-
-def item_text(title: str, description: str, tags: list[str] | str | None) -> str:
-    """What the text side of the joint space learns from: title, description and tags,
-    lower-cased (the queries people type are mostly lower-case)."""
-    if isinstance(tags, str):
-        tags = [tags]
-    parts = [title.strip(), (description or "").strip(), ", ".join(t.strip() for t in tags or [] if t.strip())]
-    return ". ".join(p.rstrip(".") for p in parts if p).lower() + "."
 
 
 def catalog_items(store: Store, catalog: Catalog) -> tuple[list[AlignItem], int]:
@@ -71,10 +63,6 @@ def catalog_items(store: Store, catalog: Catalog) -> tuple[list[AlignItem], int]
                              group=f"concept:{concept}" if concept else f"item:{item.external_id}",
                              concept=concept, style=attrs.get("style")))
     return out, skipped
-
-
-def feature_cache_dir(catalog_name: str) -> Path:
-    return crs_home() / "features" / catalog_name
 
 
 def load_features(items: list[AlignItem], cache_dir: Path, progress=None):  # type: ignore[no-untyped-def]

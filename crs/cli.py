@@ -1,4 +1,4 @@
-"""The `crs` command line: catalogs, ingest, training the aligned space (later: index, search, chat, eval).
+"""The `crs` command line: catalogs, ingest, training the aligned space, index and search (later: chat, eval).
 
 Errors the user can fix (a bad row, a missing file, a locked database) print one clear message
 and exit with status 1; anything else is a bug and keeps its traceback.
@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .config import ASSETS_DIR, DEMO_CATALOG, DEMO_DIR
+from . import search_cli
 from .catalog.demo import open_catalog
 from .catalog.info import catalog_info
 from .catalog.ingest import READERS, IngestOptions, ingest
@@ -116,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ship the weights trained without the held-out 10%% (skips the all-items run)")
     align.add_argument("--json", action="store_true", help="print align.json")
     align.set_defaults(run=cmd_train_align)
+
+    search_cli.add_parsers(commands, _common)
     return parser
 
 

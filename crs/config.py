@@ -25,3 +25,8 @@ def image_cache_dir() -> Path:
     path = crs_home() / "image-cache"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def feature_cache_dir(catalog_name: str) -> Path:
+    """Per-item encodings of a catalog, shared by the index and `crs train-align`."""
+    return crs_home() / "features" / catalog_name

@@ -70,7 +70,7 @@ class FaissIndex(VectorIndex):
         self.kind = kind
         self.dim = index.d
         self.size = index.ntotal
-        self._positions: dict[int, int] | None = None  # id -> row, built on the first filtered ANN query
+        self._sorted_ids: tuple[np.ndarray, np.ndarray] | None = None  # (ids sorted, their rows), built lazily
         if kind == "ivf":  # reconstructing rows of an IVF index needs its direct map
             faiss.extract_index_ivf(index.index).make_direct_map()
 
@@ -136,16 +136,35 @@ class FaissIndex(VectorIndex):
         return _padded(Hits(ids, scores), k)
 
     def _search_subset(self, matrix: np.ndarray, k: int, allowed: np.ndarray) -> Hits:
-        if self._positions is None:
-            self._positions = {int(item_id): pos for pos, item_id in enumerate(faiss.vector_to_array(self.index.id_map))}
-        present = np.array([i for i in allowed.tolist() if i in self._positions], dtype=np.int64)
+        present = allowed[self._rows_of(allowed) >= 0]
         if len(present) == 0:
             return _empty(len(matrix), k)
-        positions = np.array([self._positions[i] for i in present.tolist()], dtype=np.int64)
-        vectors = faiss.downcast_index(self.index.index).reconstruct_batch(positions)
-        scores = matrix @ vectors.T
+        scores = matrix @ self.vectors(present).T
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return _padded(Hits(present[order], np.take_along_axis(scores, order, axis=1).astype(np.float32)), k)
+
+    def _rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """Storage row of each id, -1 where the index does not hold it."""
+        if self._sorted_ids is None:
+            stored = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+            order = np.argsort(stored, kind="stable")
+            self._sorted_ids = (stored[order], order.astype(np.int64))
+        sorted_ids, rows = self._sorted_ids
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(sorted_ids) == 0:
+            return np.full(len(ids), -1, dtype=np.int64)
+        at = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
+        return np.where(sorted_ids[at] == ids, rows[at], -1)
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored (unit) vectors of ``ids``, one row each; KeyError for an id not held."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        rows = self._rows_of(ids)
+        if (rows < 0).any():
+            raise KeyError(f"ids not in the index: {ids[rows < 0][:5].tolist()}")
+        if len(rows) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return faiss.downcast_index(self.index.index).reconstruct_batch(rows)
 
     def save(self, path: Path, meta: dict[str, object]) -> None:
         """Write the index and a JSON sidecar; the sidecar is written last, so a crash mid-way

@@ -35,3 +35,15 @@ def catalog_dir(tmp_path: Path) -> Path:
     target = tmp_path / "catalog"
     shutil.copytree(FIXTURES / "catalog", target)
     return target
+
+
+@pytest.fixture
+def shapes_catalog(tmp_path: Path, store):
+    """The generated shapes catalog (24 items) ingested into `store`; returns (store, Catalog)."""
+    from crs.catalog.demo import open_catalog
+    from crs.catalog.ingest import IngestOptions, ingest
+    from tests.shapes import write_shapes_catalog
+
+    path = write_shapes_catalog(tmp_path / "shapes")
+    ingest(store, path, IngestOptions(format="jsonl", catalog="shapes"))
+    return store, open_catalog(store, "shapes")

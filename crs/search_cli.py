@@ -1,0 +1,159 @@
+"""`crs index` and `crs search`: build the catalog's index, search it once or in batch.
+
+Batch mode (``--batch QUERIES.jsonl``) reads one JSON query per line, ``{"text": ...,
+"image": PATH or [PATHS], "where": {...}, "k": N, "liked": [IDS], "disliked": [IDS]}`` (every field
+optional, ids are the catalog's own), and prints one JSON result list per line, in order, with
+the models loaded once. A line that cannot be run prints ``{"error": ..., "line": N}`` in its
+place, so outputs stay aligned with inputs, and the exit status is 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .catalog.demo import open_catalog
+from .config import DEMO_CATALOG
+from .errors import UserError
+from .search import CatalogSearch, SearchHit
+from .store import open_store
+
+
+def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: ignore[type-arg, no-untyped-def]
+    index = commands.add_parser("index", help="build or refresh the catalog's search index (cached on disk)")
+    common(index)
+    _embedder_options(index)
+    index.add_argument("--rebuild", action="store_true", help="rebuild even if the cached index matches")
+    index.add_argument("--json", action="store_true")
+    index.set_defaults(run=cmd_index)
+
+    search = commands.add_parser("search", help="search the catalog by text, image, both, and filters")
+    common(search)
+    _embedder_options(search)
+    search.add_argument("text", nargs="?", help="what to look for, e.g. 'a red heart'")
+    search.add_argument("--image", action="append", default=[], metavar="PATH",
+                        help="a query image (repeatable); with TEXT, a composed query: this image, modified")
+    search.add_argument("-k", type=int, default=10, help="how many results (default 10)")
+    search.add_argument("--where", action="append", default=[], metavar="ATTR=VALUE",
+                        help="filter, repeatable: colour=blue, style!=3d, added_in>=2015")
+    search.add_argument("--like", action="append", default=[], metavar="ID", help="an item you like (its id)")
+    search.add_argument("--dislike", action="append", default=[], metavar="ID", help="an item you do not like")
+    search.add_argument("--batch", metavar="QUERIES.jsonl", help="one JSON query per line ('-' = stdin)")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.set_defaults(run=cmd_search)
+
+
+def _embedder_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--embedder", default="aligned",
+                        help="aligned (default, offline), aligned:WEIGHTS, clip:PATH_OR_NAME")
+    parser.add_argument("--index-kind", default="auto", choices=["auto", "flat", "hnsw", "ivf"])
+
+
+def _open(args: argparse.Namespace, rebuild: bool = False) -> CatalogSearch:
+    store = open_store(args.db)
+    catalog = open_catalog(store, args.catalog or DEMO_CATALOG)
+    try:
+        return CatalogSearch.open(store, catalog, args.embedder, rebuild=rebuild, kind=args.index_kind,
+                                  progress=lambda message: print(message, file=sys.stderr))
+    except (ValueError, FileNotFoundError) as exc:  # a bad --embedder spec or weights path
+        raise UserError(f"--embedder {args.embedder}: {exc}") from None
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    searcher = _open(args, rebuild=args.rebuild)
+    status = {**searcher.status.to_json(), "catalog": searcher.catalog.name, "embedder": searcher.embedder.name,
+              "spaces": {name: {"dim": index.dim, "kind": index.kind} for name, index in searcher.index.spaces.items()},
+              "total_seconds": round(time.perf_counter() - started, 3)}
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        what = f"built ({status['reason']})" if status["built"] else "up to date (loaded from cache)"
+        print(f"index of {status['catalog']!r}: {status['items']} items, {what} in {status['seconds']:.1f} s\n"
+              f"  {status['folder']}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    if args.batch:
+        if args.text or args.image or args.where or args.like or args.dislike:
+            raise UserError("--batch reads every query from the file; give no TEXT, --image, --where, --like")
+        return _batch(args)
+    if args.k < 1:
+        raise UserError(f"-k must be at least 1, got {args.k}")
+    for path in args.image:
+        if not Path(path).is_file():
+            raise UserError(f"--image {path}: no such file")
+    searcher = _open(args)
+    hits = searcher.search(args.text, [Path(p) for p in args.image], where=args.where, k=args.k,
+                           liked=searcher.item_ids(args.like), disliked=searcher.item_ids(args.dislike))
+    if args.json:
+        print(json.dumps([h.to_json() for h in hits], indent=2, ensure_ascii=False))
+    else:
+        _print_table(hits)
+    return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    source = sys.stdin if args.batch == "-" else _open_file(args.batch)
+    searcher = _open(args)
+    failed = 0
+    with source:
+        for number, line in enumerate(source, start=1):
+            if not line.strip():
+                continue
+            try:
+                hits = _run_line(searcher, line, args.k)
+                print(json.dumps([h.to_json() for h in hits], ensure_ascii=False), flush=True)
+            except UserError as exc:
+                failed += 1
+                print(json.dumps({"error": str(exc), "line": number}), flush=True)
+    if failed:
+        print(f"error: {failed} queries of {args.batch} could not be run (see the error lines)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _open_file(path: str):  # type: ignore[no-untyped-def]
+    try:
+        return open(path, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"--batch {path}: {exc.strerror}") from None
+
+
+def _run_line(searcher: CatalogSearch, line: str, default_k: int) -> list[SearchHit]:
+    try:
+        spec: Any = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"not JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(spec, dict):
+        raise UserError(f"a query must be a JSON object, got {type(spec).__name__}")
+    unknown = set(spec) - {"text", "image", "images", "where", "k", "liked", "disliked"}
+    if unknown:
+        raise UserError(f"unknown query fields {sorted(unknown)}; use text, image, where, k, liked, disliked")
+    images = spec.get("image", spec.get("images")) or []
+    images = [images] if isinstance(images, str) else images
+    k = spec.get("k", default_k)
+    if not isinstance(k, int) or k < 1:
+        raise UserError(f"k must be a positive integer, got {k!r}")
+    text = spec.get("text")
+    if text is not None and not isinstance(text, str):
+        raise UserError(f"text must be a string, got {type(text).__name__}")
+    where = spec.get("where")
+    if where is not None and not isinstance(where, (dict, list)):
+        raise UserError("where must be an object like {\"colour\": \"blue\"} or a list of 'attr=value'")
+    return searcher.search(text, [Path(p) for p in images], where=where, k=k,
+                           liked=searcher.item_ids([str(i) for i in spec.get("liked", [])]),
+                           disliked=searcher.item_ids([str(i) for i in spec.get("disliked", [])]))
+
+
+def _print_table(hits: list[SearchHit]) -> None:
+    if not hits:
+        print("no items match")
+        return
+    for rank, hit in enumerate(hits, start=1):
+        attributes = ", ".join(f"{k}={'/'.join(v) if isinstance(v, list) else v}"
+                               for k, v in list(hit.attributes.items())[:3])
+        print(f"{rank:>3}. {hit.score:6.3f}  {hit.id:<28} {hit.title[:48]:<48} {attributes}")

@@ -1,0 +1,123 @@
+"""Turns texts and images, of items or of queries, into the multimodal index's spaces.
+
+An :class:`Embedder` pairs a text encoder and an image encoder that share one space (the
+aligned space trained here, or CLIP). When the image encoder is the aligned one, the raw image
+features it projects from are kept too, as the ``visual`` space, at no extra cost: one
+backbone pass gives both.
+
+Item vectors are cached per encoder and per input hash (:mod:`retrieval.features`); for the
+aligned space the cache holds the *base* features (EfficientNet, MiniLM), shared with
+``crs train-align``, and the cheap projection runs every time, so new head weights never need
+the catalog encoded again.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.encoders import ImageEncoder, TextEncoder, load_image_encoder, load_text_encoder
+from retrieval.features import Progress, cache_file, cached_encode, text_hash
+from retrieval.images import ImageSource, image_fingerprint
+from retrieval.multimodal import ItemVectors, Query
+
+__all__ = ["Embedder", "EmbedItem", "load_embedder", "DEFAULT_EMBEDDER"]
+
+DEFAULT_EMBEDDER = "aligned"
+
+
+@dataclass(frozen=True)
+class EmbedItem:
+    id: int
+    text: str
+    image: str | os.PathLike | None  # None: the item has no picture (zero image vectors)
+
+
+class Embedder:
+    def __init__(self, text: TextEncoder, image: ImageEncoder) -> None:
+        if text.dim != image.dim:
+            raise ValueError(f"text encoder {text.name!r} ({text.dim}-d) and image encoder {image.name!r} "
+                             f"({image.dim}-d) do not share a space")
+        self.text = text
+        self.image = image
+        # The aligned encoder exposes its backbone and projection; others (CLIP) have no visual space.
+        self._base_image: ImageEncoder | None = getattr(image, "base", None) if hasattr(image, "project") else None
+        self._base_text: TextEncoder | None = getattr(text, "base", None) if hasattr(text, "project") else None
+
+    @property
+    def name(self) -> str:
+        """Identifies the vectors this embedder makes: index caches are keyed by it."""
+        return f"{self.text.name}+{self.image.name}"
+
+    @property
+    def has_visual(self) -> bool:
+        return self._base_image is not None
+
+    @property
+    def dim(self) -> int:
+        return self.text.dim
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self.text.encode(list(texts))
+
+    def encode_images(self, images: Sequence[ImageSource]) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(joint vectors, raw visual features or None)``, one row per image."""
+        if self._base_image is not None:
+            features = self._base_image.encode(list(images))
+            return self.image.project(features), features  # type: ignore[attr-defined]
+        return self.image.encode(list(images)), None
+
+    def query(self, text: str | None = None, images: Sequence[ImageSource] = (), *,
+              liked: Sequence[int] = (), disliked: Sequence[int] = ()) -> Query:
+        """A :class:`Query` from what a person gave: a blank text counts as none."""
+        text_vector = self.encode_texts([text])[0] if text is not None and text.strip() else None
+        joint, visual = self.encode_images(images) if images else (None, None)
+        return Query(text=text_vector, images=joint, visual=visual,
+                     liked=tuple(int(i) for i in liked), disliked=tuple(int(i) for i in disliked))
+
+    # -- items -----------------------------------------------------------------------------------
+
+    def item_vectors(self, items: Sequence[EmbedItem], cache_dir: str | os.PathLike | None,
+                     progress: Progress | None = None) -> ItemVectors:
+        """Vectors of every item in every space, reusing the encoding cache under ``cache_dir``."""
+        ids = np.array([item.id for item in items], dtype=np.int64)
+        texts = [item.text for item in items]
+        with_image = [row for row, item in enumerate(items) if item.image is not None]
+        text_vectors = self._cached(self._base_text or self.text, texts, [text_hash(t) for t in texts],
+                                    cache_dir, progress)
+        if self._base_text is not None:
+            text_vectors = self.text.project(text_vectors)  # type: ignore[attr-defined]
+        paths = [items[row].image for row in with_image]
+        base = self._base_image or self.image
+        features = self._cached(base, paths, [image_fingerprint(p) for p in paths], cache_dir, progress)
+        image = np.zeros((len(items), self.dim), dtype=np.float32)
+        visual = np.zeros((len(items), base.dim), dtype=np.float32) if self._base_image is not None else None
+        if with_image:
+            image[with_image] = self.image.project(features) if self._base_image is not None else features  # type: ignore[attr-defined]
+            if visual is not None:
+                visual[with_image] = features
+        return ItemVectors(ids=ids, text=text_vectors, image=image, visual=visual)
+
+    @staticmethod
+    def _cached(encoder, inputs: list, hashes: list[str], cache_dir, progress) -> np.ndarray:  # type: ignore[no-untyped-def]
+        path = cache_file(cache_dir, encoder.name) if cache_dir is not None else None
+        if path is not None:
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        return cached_encode(encoder, inputs, hashes, path, progress=progress).vectors
+
+
+def load_embedder(spec: str = DEFAULT_EMBEDDER) -> Embedder:
+    """``aligned`` (default: MiniLM + EfficientNet-Lite0 + the head trained here),
+    ``aligned:PATH`` (other head weights), ``clip:PATH_OR_NAME``, ``fake`` (tests)."""
+    if spec.strip().partition(":")[0] == "aligned":
+        from retrieval.encoders.aligned import aligned_encoders
+
+        arg = spec.strip().partition(":")[2].strip() or None
+        text, image = aligned_encoders(arg)
+        return Embedder(text, image)
+    return Embedder(load_text_encoder(spec), load_image_encoder(spec))
