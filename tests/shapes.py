@@ -21,7 +21,7 @@ SCHEMA = {
     "attributes": [
         {"name": "shape", "kind": "categorical", "values": list(SHAPES)},
         {"name": "colour", "kind": "tags", "values": list(COLOURS)},
-        {"name": "style", "kind": "categorical", "values": list(STYLES)},
+        {"name": "style", "kind": "categorical", "values": list(STYLES), "order": ["outline", "flat"]},
         {"name": "price", "kind": "numeric"},
         {"name": "tags", "kind": "tags", "askable": False},
     ],

@@ -91,6 +91,48 @@ class ItemValue(Base):
     number: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class ChatSession(Base):
+    """One conversation: its belief state lives here, so a session resumes after a restart."""
+
+    __tablename__ = "chat_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    catalog_id: Mapped[int] = mapped_column(ForeignKey("catalogs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)
+    turns: Mapped[int] = mapped_column(Integer, default=0)
+    belief: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ChatTurn(Base):
+    """One message and the reply to it, with what was understood, the fallbacks and the latency."""
+
+    __tablename__ = "chat_turns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("chat_sessions.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)
+    message: Mapped[str] = mapped_column(Text, default="")
+    images: Mapped[list[Any]] = mapped_column(JSON, default=list)  # sha1 and size of each uploaded image
+    understanding: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    action: Mapped[str] = mapped_column(String(20))
+    reply: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    fallbacks: Mapped[list[str]] = mapped_column(JSON, default=list)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class ChatFeedback(Base):
+    __tablename__ = "chat_feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("chat_sessions.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    liked: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)
+
+
 class SchemaMigration(Base):
     __tablename__ = "schema_migrations"
 

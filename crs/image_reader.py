@@ -1,0 +1,28 @@
+"""Reading images: an uploaded picture -> attributes in the catalog's vocabulary and a caption.
+
+One abstract method, :meth:`ImageReader.read`. The offline default (:mod:`crs.image_reader_offline`)
+uses the retrieval encoders and the pixels; a LangChain vision chat model reader is in
+:mod:`crs.llm.image_reader` and a transformers image-text-to-text reader in :mod:`crs.hf_image_reader`.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from PIL import Image
+
+from .facts import CatalogFacts
+from .turn import ImageReading
+
+
+@dataclass(frozen=True)
+class ReadContext:
+    facts: CatalogFacts  # the vocabulary answers must come from
+
+
+class ImageReader(ABC):
+    name: str = "reader"
+
+    @abstractmethod
+    def read(self, image: Image.Image, context: ReadContext) -> ImageReading:
+        """Describe one already-decoded RGB image with values from ``context.facts`` only."""

@@ -1,0 +1,93 @@
+"""The offline image reader: the retrieval encoders and the pixels stand in for a vision-language model.
+
+For an uploaded picture it gives, in the catalog's own vocabulary:
+
+* attribute values, scored two ways and averaged: a vote of the nearest catalog items (weighted
+  by similarity: "pictures like this one are mostly 3d") and zero-shot similarity between the
+  picture and each value's text in the joint space;
+* dominant colours counted from the pixels (when the catalog has a colour attribute);
+* the nearest catalog items;
+* a template caption ("a yellow 3d smileys & emotion picture, much like “grinning face”").
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from retrieval.multimodal import Query
+
+from .catalog.colours import dominant_colours
+from .image_reader import ImageReader, ReadContext
+from .search import CatalogSearch
+from .turn import ImageReading
+
+NEIGHBOURS = 20
+VOTE_TEMPERATURE = 0.05  # softmax temperature over neighbour scores and value similarities
+MIN_SHARE = 0.35  # a value is reported when it carries at least this share of the evidence
+COLOUR_ATTRIBUTES = ("colour", "color", "colours", "colors")
+
+
+class OfflineImageReader(ImageReader):
+    name = "offline"
+
+    def __init__(self, searcher: CatalogSearch) -> None:
+        self.searcher = searcher
+        self._prototypes: dict[str, np.ndarray] = {}
+
+    def read(self, image: Image.Image, context: ReadContext) -> ImageReading:
+        joint, visual = self.searcher.embedder.encode_images([image])
+        return self.read_encoded(image, joint[0], None if visual is None else visual[0], context)
+
+    def read_encoded(self, image: Image.Image, joint: np.ndarray, visual: np.ndarray | None,
+                     context: ReadContext) -> ImageReading:
+        """:meth:`read` for a picture the caller has already encoded (the dialogue manager has)."""
+        facts = context.facts
+        hits = self.searcher.index.search(Query(images=joint[None], visual=None if visual is None else visual[None]),
+                                          NEIGHBOURS)
+        ids = np.array([h.id for h in hits], dtype=np.int64)
+        weights = _softmax(np.array([h.score for h in hits]))
+        attributes: dict[str, list[str]] = {}
+        colour_attribute = next((a for a in COLOUR_ATTRIBUTES if a in facts.attributes), None)
+        for info in facts.askable():
+            if info.name == colour_attribute or not len(ids):
+                continue
+            vote = weights @ facts.value_matrix(info.name, ids).astype(np.float32)
+            vote = vote / vote.sum() if vote.sum() > 0 else vote
+            share = 0.5 * vote + 0.5 * _softmax(self._prototype(info.name, info.values) @ joint)
+            order = [i for i in np.argsort(-share, kind="stable") if share[i] >= MIN_SHARE][:2]
+            if order:
+                attributes[info.name] = [info.values[i] for i in order]
+        colours: list[str] = []
+        if colour_attribute is not None:
+            vocabulary = set(facts.attributes[colour_attribute].values)
+            colours = [c for c in dominant_colours(image) if c in vocabulary]
+            if colours:
+                attributes[colour_attribute] = colours
+        nearest = [int(i) for i in ids[:5]]
+        return ImageReading(attributes=attributes, caption=self._caption(attributes, colour_attribute, hits),
+                            colours=colours, nearest=nearest, source=self.name)
+
+    def _prototype(self, attribute: str, values: tuple[str, ...]) -> np.ndarray:
+        """Each value's text in the joint space, encoded once per attribute."""
+        if attribute not in self._prototypes:
+            self._prototypes[attribute] = self.searcher.embedder.encode_texts([f"{v}." for v in values])
+        return self._prototypes[attribute]
+
+    def _caption(self, attributes: dict[str, list[str]], colour_attribute: str | None, hits) -> str:  # type: ignore[no-untyped-def]
+        words = []
+        if colour_attribute and attributes.get(colour_attribute):
+            words.append(" and ".join(attributes[colour_attribute][:2]))
+        words += [values[0] for name, values in attributes.items() if name != colour_attribute][:2]
+        caption = "a " + " ".join(words + ["picture"]) if words else "a picture"
+        if hits:
+            title = self.searcher.hits(hits[:1])[0].title
+            caption += f", much like \u201c{title}\u201d"
+        return caption
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    if len(scores) == 0:
+        return scores.astype(np.float32)
+    z = (scores - scores.max()) / VOTE_TEMPERATURE
+    e = np.exp(z)
+    return (e / e.sum()).astype(np.float32)

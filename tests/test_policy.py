@@ -1,0 +1,90 @@
+"""Policies on hand-made candidates: the information-gain arithmetic and each baseline."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crs.facts import AttributeInfo, CatalogFacts
+from crs.policy import Ask, Candidates, PolicyContext, Recommend, load_policy
+from crs.policy.baselines import AlwaysRecommend, AskNThenRecommend, RandomAsk
+from crs.policy.eig import EIGPolicy, entropy_bits
+
+
+def toy_facts() -> CatalogFacts:
+    """8 items; 'colour' splits them 4/4, 'shape' 7/1, 'size' is the same for all."""
+    ids = np.arange(1, 9, dtype=np.int64)
+    attributes = {
+        "colour": AttributeInfo("colour", "categorical", True, ("red", "blue"), None),
+        "shape": AttributeInfo("shape", "categorical", True, ("circle", "star"), None),
+        "size": AttributeInfo("size", "categorical", True, ("small", "large"), None),
+        "hidden": AttributeInfo("hidden", "categorical", False, ("a", "b"), None),
+    }
+    codes = {"colour": np.array([0, 0, 0, 0, 1, 1, 1, 1], dtype=np.int32),
+             "shape": np.array([0, 0, 0, 0, 0, 0, 0, 1], dtype=np.int32),
+             "size": np.zeros(8, dtype=np.int32),
+             "hidden": np.array([0, 1, 0, 1, 0, 1, 0, 1], dtype=np.int32)}
+    return CatalogFacts("toy", ids, attributes, codes, {}, {})
+
+
+def context(posterior=None, **kwargs) -> PolicyContext:
+    facts = toy_facts()
+    p = np.full(8, 1 / 8) if posterior is None else np.asarray(posterior, dtype=float)
+    return PolicyContext(facts, Candidates(facts.ids, np.zeros(8), p / p.sum()), **kwargs)
+
+
+def test_gain_of_an_even_split_is_one_bit_without_noise() -> None:
+    policy = EIGPolicy(noise=0.0)
+    ctx = context()
+    assert policy.gain(ctx, "colour", ["red", "blue", "any"]) == pytest.approx(1.0)
+    # 7/1 split: H(1/8) = 0.5436 bits
+    assert policy.gain(ctx, "shape", ["circle", "star", "any"]) == pytest.approx(
+        float(entropy_bits(np.array([7 / 8, 1 / 8]))), abs=1e-9)
+    # Noise makes answers less informative.
+    assert EIGPolicy(noise=0.2).gain(ctx, "colour", ["red", "blue", "any"]) < 1.0
+
+
+def test_eig_asks_the_most_informative_askable_attribute() -> None:
+    decision = EIGPolicy().decide(context(k=2))
+    assert isinstance(decision, Ask) and decision.attribute == "colour"
+    assert decision.options == ["red", "blue", "any"]
+
+
+def test_eig_never_repeats_a_question_and_skips_settled_or_useless_ones() -> None:
+    decision = EIGPolicy().decide(context(asked=frozenset({"colour"}), k=2))
+    assert isinstance(decision, Ask) and decision.attribute == "shape"
+    # colour asked, shape settled, size has one value, hidden is not askable: nothing left to ask.
+    decision = EIGPolicy().decide(context(asked=frozenset({"colour"}), settled=frozenset({"shape"}), k=2))
+    assert isinstance(decision, Recommend)
+
+
+def test_eig_recommends_when_the_top_k_hold_the_belief() -> None:
+    decision = EIGPolicy(recommend_mass=0.5).decide(context([20, 20, 1, 1, 1, 1, 1, 1], k=2))
+    assert isinstance(decision, Recommend) and decision.ids == [1, 2]
+
+
+def test_recommendations_prefer_items_not_shown_before() -> None:
+    decision = AlwaysRecommend().decide(context([8, 7, 6, 5, 4, 3, 2, 1], k=3, shown=frozenset({1, 2})))
+    assert decision.ids == [3, 4, 5]
+
+
+def test_ask_n_then_recommend() -> None:
+    policy = AskNThenRecommend(n=1)
+    first = policy.decide(context())
+    assert isinstance(first, Ask) and first.attribute == "colour"  # the catalog's order
+    assert isinstance(policy.decide(context(asked=frozenset({"colour"}))), Recommend)
+
+
+def test_random_ask_is_reproducible_and_does_both() -> None:
+    decisions = [type(RandomAsk(seed=3).decide(context(turn=t))).__name__ for t in range(1, 30)]
+    again = [type(RandomAsk(seed=3).decide(context(turn=t))).__name__ for t in range(1, 30)]
+    assert decisions == again and {"Ask", "Recommend"} == set(decisions)
+
+
+def test_load_policy_by_name() -> None:
+    assert load_policy("eig").name == "eig"
+    assert load_policy("ask-2").n == 2
+    assert load_policy("always-recommend").name == "always-recommend"
+    with pytest.raises(ValueError, match="unknown policy"):
+        load_policy("smart")
+    with pytest.raises(ValueError, match="needs an LLM"):
+        load_policy("llm")
