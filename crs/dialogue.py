@@ -9,7 +9,7 @@ The posterior over candidates: ``p_i ∝ exp(score_i / TEMPERATURE) * VIOLATION 
 constraints item i breaks. Candidates are the top items under the constraints plus the top
 items without them, so one wrong answer makes the right item unlikely, not impossible.
 
-Any LLM-backed stage that fails (raises :class:`crs.llm.structured.LLMError`: timeout, garbage)
+Any model-backed stage that fails (raises :class:`crs.errors.StageFailure`: timeout, garbage)
 is replaced for that turn by the rule-based stage; the turn records which, and the
 conversation goes on.
 """
@@ -35,7 +35,7 @@ from retrieval.multimodal import Query, ScoredItem
 from .belief import BeliefState
 from .critique import CritiqueParser, ParseContext, ShownItem
 from .critique_rules import RuleCritiqueParser
-from .errors import UserError
+from .errors import StageFailure, UserError
 from .facts import CatalogFacts
 from .image_reader import ImageReader, ReadContext
 from .image_reader_offline import OfflineImageReader
@@ -73,15 +73,6 @@ class TurnRecord:
     policy: str = ""
 
 
-def _llm_error() -> type[Exception]:
-    try:
-        from .llm.structured import LLMError
-
-        return LLMError
-    except ImportError:  # the LLM package is optional at import time
-        return type("LLMErrorUnavailable", (Exception,), {})
-
-
 class DialogueManager:
     def __init__(self, store: Store, searcher: CatalogSearch, *, facts: CatalogFacts | None = None,
                  reader: ImageReader | None = None, parser: CritiqueParser | None = None,
@@ -99,7 +90,6 @@ class DialogueManager:
         self.k = k
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self._llm_error = _llm_error()
         self._text_cache: dict[str, np.ndarray] = {}
 
     # -- sessions ----------------------------------------------------------------------------------
@@ -273,7 +263,7 @@ class DialogueManager:
             return primary()
         try:
             return primary()
-        except self._llm_error as exc:  # timeout, garbage, out-of-vocabulary: rules take this turn
+        except StageFailure as exc:  # timeout, garbage, out-of-vocabulary: rules take this turn
             log.warning("%s fell back to rules: %s", name, exc)
             record.fallbacks.append(f"{name}: {exc}")
             return fallback()
