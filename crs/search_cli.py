@@ -53,6 +53,9 @@ def _embedder_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _open(args: argparse.Namespace, rebuild: bool = False) -> CatalogSearch:
+    from retrieval.threads import serve_single_queries
+
+    serve_single_queries()
     store = open_store(args.db)
     catalog = open_catalog(store, args.catalog or DEMO_CATALOG)
     try:

@@ -15,7 +15,8 @@ spaces of ``target_space . item_space``: a linear, Rocchio-style fusion whose we
 (:class:`FusionWeights`) are documented numbers, not a learned black box.
 
 Search is two steps: each space's FAISS index proposes candidates (its top ``candidates``
-under the same filter), then the union is rescored exactly with the fused score. So HNSW can
+under the same filter; the raw visual space only rescores), then the union is rescored exactly
+with the fused score. So HNSW can
 serve the proposals at scale while the final order and the scores stay exact.
 """
 from __future__ import annotations
@@ -199,7 +200,10 @@ class MultimodalIndex:
         per_space = max(candidates, 4 * k) + len(exclude)
         pool: set[int] = set()
         for name, target in targets.items():
-            if not np.any(target):
+            # The raw visual space (1280-d, 63 MB for the demo) only rescores: every query that
+            # targets it also targets the joint image space, whose proposals cover its
+            # neighbours, and a scan of it costs more than the rest of the search.
+            if not np.any(target) or (name == "visual" and np.any(targets["image"])):
                 continue
             hits = self.spaces[name].search(target[None, :], per_space, allowed_ids=allowed_ids)
             pool.update(int(i) for i in hits.ids[0] if i != -1)
