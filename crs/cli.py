@@ -1,4 +1,4 @@
-"""The `crs` command line: catalogs, ingest, training the aligned space, index and search (later: chat, eval).
+"""The `crs` command line: catalogs, ingest, training the aligned space, index, search and chat (later: eval).
 
 Errors the user can fix (a bad row, a missing file, a locked database) print one clear message
 and exit with status 1; anything else is a bug and keeps its traceback.
@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .config import ASSETS_DIR, DEMO_CATALOG, DEMO_DIR
-from . import search_cli
+from . import chat_cli, search_cli
 from .catalog.demo import open_catalog
 from .catalog.info import catalog_info
 from .catalog.ingest import READERS, IngestOptions, ingest
@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     align.set_defaults(run=cmd_train_align)
 
     search_cli.add_parsers(commands, _common)
+    chat_cli.add_parsers(commands, _common)
     return parser
 
 

@@ -1,0 +1,47 @@
+"""The index scaling benchmark runs end to end at a tiny size and writes the figures it promises."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "index_scaling.py"
+
+
+def load_script() -> ModuleType:
+    # Registered in sys.modules before exec: its dataclasses look their module up while being created.
+    spec = importlib.util.spec_from_file_location("index_scaling_bench", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tiny_run_writes_all_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bench = load_script()
+    out = tmp_path / "scaling.json"
+    assert bench.main(["--sizes", "2000", "--queries", "20", "--ef-sweep", "16,96", "--json", str(out)]) == 0
+
+    report = json.loads(out.read_text())
+    assert {"config", "rows", "ratios", "neighbour_cosines", "ef_sweep", "targets", "wall_s"} <= set(report)
+    rows = report["rows"]
+    expected = {("numpy", "mixture"), ("flat", "mixture"), ("hnsw", "mixture"), ("hnsw", "uniform")}
+    assert {(r["backend"], r["data"]) for r in rows} == expected
+    for row in rows:
+        assert {"build_s", "memory_bytes", "memory_method", "p50_ms", "p95_ms", "batch_qps", "recall_at_10"} <= set(row)
+        assert row["memory_bytes"] > 0 and 0 < row["p50_ms"] <= row["p95_ms"] and row["batch_qps"] > 0
+        if row["backend"] != "flat":
+            assert 0.0 <= row["recall_at_10"] <= 1.0
+    # numpy and Flat are both exact, so they must agree (ties aside)
+    assert next(r for r in rows if r["backend"] == "numpy")["recall_at_10"] >= 0.99
+    assert {"flat_vs_numpy_p50", "hnsw_vs_flat_p50"} <= set(report["ratios"][0])
+    assert [p["ef_search"] for p in report["ef_sweep"]["points"]] == [16, 96]
+    assert all(0.0 <= p["recall_at_10"] <= 1.0 for p in report["ef_sweep"]["points"])
+    assert report["targets"]["evaluated"] is False  # 1M not run
+    assert "recall@10" in capsys.readouterr().out
