@@ -23,9 +23,12 @@ visible. A serving process should therefore lower the FAISS threads itself.
 
 Times go through ``FaissIndex.search`` as the app calls it, so they include its per-call input
 copy + L2 normalisation; the numpy baseline gets already-normalised queries and pays neither.
-They also use the module's ``distance_compute_blas_threshold = 16``; in faiss 1.15.1 that sends
-even a single 384-d query down the BLAS path, so Flat rows also show their single-query p50 at
-faiss's default (128000) for comparison.
+The README figures (2026-11-23) were taken when the module set ``distance_compute_blas_threshold
+= 16`` for every call; in faiss 1.15.1 that sends even a single 384-d query down the BLAS path,
+so Flat rows also show their single-query p50 at faiss's default (128000). Since then
+``FaissIndex.search`` picks the threshold per call (default for fewer than 16 queries), so the
+main Flat column now measures what the extra column did and the extra column is redundant (to
+be removed at the next full run).
 
 Synthetic data (why not uniform noise): uniformly random unit vectors have no neighbourhood
 structure (every point is about equally far from every other), which is the worst case for

@@ -446,8 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=40, help="conversations per kind (default 40)")
     parser.add_argument("--turns", type=int, default=4, help="turns per conversation, at most (default 4)")
     parser.add_argument("--threads", type=int, default=2, help="torch, FAISS and numpy BLAS threads (default 2)")
-    parser.add_argument("--faiss-threads", type=int, default=None, help="FAISS OpenMP threads (default: --threads)")
-    parser.add_argument("--blas-threads", type=int, default=None, help="numpy BLAS threads (default: --threads)")
+    parser.add_argument("--faiss-threads", type=int, default=1,
+                        help="FAISS OpenMP threads (default 1, as crs chat and the app serve)")
+    parser.add_argument("--blas-threads", type=int, default=1, help="numpy BLAS threads (default 1, as served)")
     parser.add_argument("--k", type=int, default=5, help="items per recommendation (default 5)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed conversations per kind (default 2)")
     parser.add_argument("--seed", type=int, default=0)
