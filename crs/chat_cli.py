@@ -95,10 +95,18 @@ def build_dialogue_manager(store: Store, searcher: CatalogSearch, args: argparse
                            policy: Policy) -> DialogueManager:
     """The one place the chat's dialogue manager is assembled.
 
-    LLM hook: ``args.llm`` reaches the policy only (through :func:`_policy`); the critique parser
-    and the image reader are the dialogue manager's offline defaults. An LLM-backed parser or
-    reader goes in here as ``parser=`` / ``reader=`` (they fall back to the rules per turn)."""
-    return DialogueManager(store, searcher, policy=policy, k=args.k)
+    With ``--llm`` the critique parser and the image reader are LLM-backed too (each falls back
+    to the offline stage for any turn the model fails); without it, everything is offline."""
+    if not args.llm:
+        return DialogueManager(store, searcher, policy=policy, k=args.k)
+    from .llm.critique import LLMCritiqueParser  # imports LangChain: only when asked for
+    from .llm.image_reader import LLMImageReader
+
+    try:
+        parser, reader = LLMCritiqueParser.from_spec(args.llm), LLMImageReader.from_spec(args.llm)
+    except (ValueError, ImportError) as exc:
+        raise UserError(f"--llm {args.llm}: {exc}") from None
+    return DialogueManager(store, searcher, parser=parser, reader=reader, policy=policy, k=args.k)
 
 
 def _policy(args: argparse.Namespace) -> Policy:

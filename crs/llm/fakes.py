@@ -1,0 +1,34 @@
+"""A scripted chat model for tests and offline demos of the LLM stages.
+
+LangChain's :class:`FakeListChatModel` plays its replies in turn (and ``sleep`` makes it slow);
+this subclass also keeps every message list it was sent, so a test can check what a stage put
+in its prompt (the vocabulary, the numbered items, the picture).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import BaseMessage
+from pydantic import Field
+
+
+class ScriptedChatModel(FakeListChatModel):
+    received: list[list[BaseMessage]] = Field(default_factory=list)
+
+    def _call(self, messages: list[BaseMessage], stop: list[str] | None = None,
+              run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> str:
+        self.received.append(list(messages))
+        return super()._call(messages, stop, run_manager, **kwargs)
+
+    def prompt_text(self, call: int = -1) -> str:
+        """All the text sent in one call (default: the last), for assertions."""
+        parts = []
+        for message in self.received[call]:
+            content = message.content
+            if isinstance(content, str):
+                parts.append(content)
+            else:
+                parts += [b.get("text", "") for b in content if isinstance(b, dict)]
+        return "\n".join(parts)

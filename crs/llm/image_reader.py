@@ -1,0 +1,129 @@
+"""The LLM image reader: a vision chat model describes a picture in the catalog's vocabulary.
+
+The picture goes to the model as an image content block (a base64 data URL) beside the list of
+askable attributes and their values; the model answers ``{attributes, caption, colours}``.
+Values outside the vocabulary make an :class:`~crs.llm.structured.LLMError`, and the dialogue
+manager reads that picture with the offline reader instead. The schema and its check are shared
+with the transformers reader (:mod:`crs.hf_image_reader`), which prompts for the same JSON.
+"""
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from PIL import Image
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from ..facts import CatalogFacts
+from ..image_reader import ImageReader, ReadContext
+from ..image_reader_offline import COLOUR_ATTRIBUTES
+from ..turn import ImageReading
+from . import vocabulary
+from .backends import load_chat_model
+from .prompts import Prompt, load_prompt
+from .structured import LLMError, ask_json, one_of
+
+MAX_TOKENS = 300  # a reading is a few values and a caption; a model that rambles is cut off early
+DEFAULT_TIMEOUT_S = 30.0  # reading a picture takes a vision model several times longer than text
+MAX_SIDE = 768  # pixels; larger pictures cost tokens and upload time without telling a model more
+MAX_CAPTION = 200
+MAX_COLOURS = 5
+
+
+class ReadingAnswer(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    attributes: dict[str, list[str]] = {}
+    caption: str = ""
+    colours: list[str] = Field(default=[], validation_alias=AliasChoices("colours", "colors"))
+
+    @field_validator("attributes", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            return {k: [] if v is None else [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("colours", mode="before")
+    @classmethod
+    def _colours(cls, value: Any) -> Any:
+        return [] if value is None else [value] if isinstance(value, str) else value
+
+    @field_validator("caption", mode="before")
+    @classmethod
+    def _caption(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+
+def colour_attribute(facts: CatalogFacts) -> str | None:
+    """The catalog's colour attribute, if it has one (named as the offline reader expects)."""
+    return next((a for a in COLOUR_ATTRIBUTES if a in facts.attributes), None)
+
+
+def prompt_values(facts: CatalogFacts) -> dict[str, str]:
+    """The values that fill the image_reader prompt for this catalog."""
+    colour = colour_attribute(facts)
+    note = (f" Name the colours with values of {colour}." if colour else "")
+    return {"vocabulary": vocabulary.describe(facts.askable()), "colour_note": note}
+
+
+def reading_from_answer(answer: ReadingAnswer, facts: CatalogFacts, source: str) -> ImageReading:
+    """The answer in the catalog's terms; LLMError when a name or value is not in the vocabulary."""
+    askable = [info.name for info in facts.askable()]
+    attributes = vocabulary.attribute_values(facts, answer.attributes, "attributes", askable)
+    colour = colour_attribute(facts)
+    colours: list[str] = []
+    for n, value in enumerate(answer.colours[:MAX_COLOURS]):
+        if colour is not None:
+            value = one_of(f"colours.{n}", value, facts.attributes[colour].values)
+        elif not value.strip():
+            continue
+        colours.append(value.strip().lower() if colour is None else value)
+    colours = list(dict.fromkeys(colours))
+    if colour in askable and colours and colour not in attributes:
+        attributes[colour] = colours  # the belief reads attributes, not the colour list
+    caption = " ".join(answer.caption.split())[:MAX_CAPTION] or _caption(attributes)
+    return ImageReading(attributes=attributes, caption=caption, colours=colours, nearest=[], source=source)
+
+
+def _caption(attributes: dict[str, list[str]]) -> str:
+    words = [values[0] for values in attributes.values() if values][:3]
+    return "a " + " ".join(words + ["picture"]) if words else "a picture"
+
+
+def data_url(image: Image.Image) -> str:
+    """The picture as a PNG data URL, shrunk to at most MAX_SIDE pixels a side."""
+    image = image.convert("RGB")
+    if max(image.size) > MAX_SIDE:
+        image = image.copy()
+        image.thumbnail((MAX_SIDE, MAX_SIDE))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+class LLMImageReader(ImageReader):
+    name = "llm"
+
+    def __init__(self, model: BaseChatModel, *, spec: str = "model", timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.model = model
+        self.source = f"llm:{spec}"
+        self.timeout_s = timeout_s
+        self.prompt: Prompt = load_prompt("image_reader")
+
+    @classmethod
+    def from_spec(cls, spec: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> LLMImageReader:
+        """A reader over the (vision) model named by an ``--llm`` setting (see :mod:`crs.llm.backends`)."""
+        model = load_chat_model(spec, timeout_s=timeout_s, max_tokens=MAX_TOKENS, json_mode=True)
+        return cls(model, spec=spec, timeout_s=timeout_s)
+
+    def read(self, image: Image.Image, context: ReadContext) -> ImageReading:
+        if not context.facts.askable():
+            raise LLMError("the catalog has no attributes to read from a picture")
+        messages = self.prompt.messages(images=[data_url(image)], **prompt_values(context.facts))
+        answer = ask_json(self.model, messages, ReadingAnswer, timeout_s=self.timeout_s)
+        return reading_from_answer(answer, context.facts, self.source)

@@ -1,0 +1,101 @@
+"""The LLM policy: a chat model decides whether to ask (and about what) or to recommend.
+
+The model sees the belief in words, the most likely candidates and the questions it may ask
+(askable attributes not asked or settled yet, each with the options the person would see, from
+:func:`~crs.policy.base.question_options`). It chooses; the options and the recommended items
+are still computed here, so the model only makes the decision it is good at. An answer naming
+an attribute that is not on the list is an :class:`~crs.llm.structured.LLMError`, and the
+dialogue manager lets the default policy decide the turn.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+from langchain_core.language_models import BaseChatModel
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from ..policy.base import ANY, Ask, Decision, Policy, PolicyContext, Recommend, question_options, top_new
+from . import vocabulary
+from .backends import load_chat_model
+from .prompts import load_prompt
+from .structured import LLMError, ask_json, one_of
+
+MAX_TOKENS = 64  # the answer is one short object; a model that rambles is cut off early
+DEFAULT_TIMEOUT_S = 10.0
+SHORTLIST = 8  # candidates described to the model
+CANDIDATE_VALUES = 4  # attribute values per described candidate
+
+Titles = Callable[[list[int]], dict[int, str]]  # store ids -> titles (e.g. a store lookup)
+
+
+class PolicyAnswer(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    action: Literal["ask", "recommend"]
+    attribute: str | None = None
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _action(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+class LLMPolicy(Policy):
+    def __init__(self, model: BaseChatModel, *, spec: str = "model", timeout_s: float = DEFAULT_TIMEOUT_S,
+                 titles: Titles | None = None, shortlist: int = SHORTLIST) -> None:
+        self.model = model
+        self.name = f"llm:{spec}"
+        self.timeout_s = timeout_s
+        self.titles = titles  # without titles, candidates are described by their attribute values only
+        self.shortlist = shortlist
+        self.prompt = load_prompt("policy")
+
+    @classmethod
+    def from_spec(cls, spec: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, titles: Titles | None = None) -> LLMPolicy:
+        """A policy over the model named by an ``--llm`` setting (see :mod:`crs.llm.backends`)."""
+        model = load_chat_model(spec, timeout_s=timeout_s, max_tokens=MAX_TOKENS, json_mode=True)
+        return cls(model, spec=spec, timeout_s=timeout_s, titles=titles)
+
+    def decide(self, context: PolicyContext) -> Decision:
+        if len(context.candidates) == 0:
+            return Recommend([], "nothing matches")
+        questions = self.questions(context)
+        if not questions:  # nothing left worth asking: no decision for the model to make
+            return Recommend(top_new(context), "no question left to ask")
+        messages = self.prompt.messages(
+            summary=context.summary or "nothing yet", turn=context.turn, count=len(context.candidates),
+            candidates=self._describe_candidates(context),
+            questions="\n".join(f"- {name}: {', '.join(options)}" for name, options in questions.items()))
+        answer = ask_json(self.model, messages, PolicyAnswer, timeout_s=self.timeout_s)
+        if answer.action == "recommend":
+            return Recommend(top_new(context), "the LLM chose to recommend")
+        if not answer.attribute:
+            raise LLMError("field attribute: an ask needs an attribute")
+        attribute = one_of("attribute", answer.attribute, list(questions))
+        return Ask(attribute, questions[attribute])
+
+    def questions(self, context: PolicyContext) -> dict[str, list[str]]:
+        """Askable attributes not asked or settled, whose question offers two values or more."""
+        out = {}
+        for info in context.facts.askable():
+            if info.name in context.asked or info.name in context.settled:
+                continue
+            options = question_options(context, info.name)
+            if len([o for o in options if o != ANY]) >= 2:  # one value (+ any) tells nothing
+                out[info.name] = options
+        return out
+
+    def _describe_candidates(self, context: PolicyContext) -> str:
+        order = np.argsort(-context.candidates.posterior, kind="stable")[:self.shortlist]
+        ids = [int(context.candidates.ids[i]) for i in order]
+        titles = self.titles(ids) if self.titles else {}
+        askable = {info.name for info in context.facts.askable()}
+        lines = []
+        for i, item_id, values in zip(order, ids, context.facts.values_of(ids)):
+            shown = [f"{name} {vocabulary.format_value(value)}" for name, value in values.items()
+                     if name in askable][:CANDIDATE_VALUES]
+            label = f"- {titles.get(item_id) or f'item {item_id}'} ({context.candidates.posterior[i]:.0%})"
+            lines.append(label + (f": {'; '.join(shown)}" if shown else ""))
+        return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""Prompt templates, one text file per LLM stage, shipped as package data.
+
+A file has a ``[system]`` section and a ``[user]`` section. Placeholders are ``$name``
+(:class:`string.Template`), so the JSON examples in a prompt need no brace escaping.
+Prompts live in files rather than in code so they can be read, diffed and tuned on their own.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from string import Template
+
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+_SECTION = re.compile(r"^\[(system|user)\]\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    name: str
+    system: Template
+    user: Template
+
+    def texts(self, **values: object) -> tuple[str, str]:
+        """The system and user texts with ``values`` filled in; a missing value is a bug (KeyError)."""
+        text = {key: str(value) for key, value in values.items()}
+        return self.system.substitute(text).strip(), self.user.substitute(text).strip()
+
+    def messages(self, images: Sequence[str] = (), **values: object) -> list[BaseMessage]:
+        """Chat messages; ``images`` (data URLs) follow the user text as image content blocks.
+
+        The OpenAI ``image_url`` block with a base64 data URL is the one form that ChatOpenAI,
+        ChatOllama and OpenAI-compatible servers (llama.cpp, vLLM) all accept.
+        """
+        system, user = self.texts(**values)
+        if not images:
+            return [SystemMessage(system), HumanMessage(user)]
+        content: list[str | dict] = [{"type": "text", "text": user}]
+        content += [{"type": "image_url", "image_url": {"url": url}} for url in images]
+        return [SystemMessage(system), HumanMessage(content=content)]
+
+
+@cache
+def load_prompt(name: str) -> Prompt:
+    """The prompt in ``<name>.txt`` beside this module."""
+    text = resources.files(__name__).joinpath(f"{name}.txt").read_text(encoding="utf-8")
+    parts = _SECTION.split(text)
+    sections = dict(zip(parts[1::2], parts[2::2]))
+    if set(sections) != {"system", "user"}:
+        raise ValueError(f"prompt {name}.txt needs a [system] and a [user] section")
+    return Prompt(name, Template(sections["system"]), Template(sections["user"]))

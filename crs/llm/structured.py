@@ -1,0 +1,147 @@
+"""Ask a chat model for one JSON object and get it back validated, or get :class:`LLMError`.
+
+Models answer JSON in many wrappings: bare, inside ``` fences, after a sentence of prose,
+after a ``<think>`` block. We take the first JSON object in the reply text rather than rely on a
+provider's structured-output mode, because that mode differs per backend (llama.cpp servers
+answer HTTP 500 to ``json_schema``; the test fakes and small local models have none at all).
+
+The contract with the dialogue manager: every problem that comes from the model (unreachable,
+slow, refused, garbage, a value outside the catalog's vocabulary) is raised as :class:`LLMError`,
+so it can fall back to the rule-based stage for that turn. A bug in our own code is not wrapped.
+"""
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from pydantic import BaseModel, ValidationError
+
+from ..errors import StageFailure
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+MAX_REPLY_CHARS = 20_000  # a reply longer than this is cut before the JSON search (runaway generation)
+MAX_REASON_CHARS = 200  # LLMError reasons are stored on the turn: keep them one line
+_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL | re.IGNORECASE)
+
+
+class LLMError(StageFailure):
+    """The model gave no usable answer this turn; the message is a short reason for the turn record."""
+
+    def __init__(self, reason: str) -> None:
+        reason = " ".join(reason.split())
+        super().__init__(reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS - 3] + "...")
+
+
+def call_with_timeout(fn: Callable[[], T], timeout_s: float) -> T:
+    """Run ``fn`` in a worker thread; raise :class:`LLMError` if it has not returned in ``timeout_s``.
+
+    Works for any client, including in-process models that take no timeout. The worker is a
+    daemon thread: a model that never returns is abandoned, not joined, so it cannot hold up the
+    turn or the interpreter's exit. Exceptions from ``fn`` are re-raised as they are.
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 (handed to the caller's thread, which decides)
+            box["error"] = exc
+        finally:
+            done.set()
+
+    context = contextvars.copy_context()  # LangChain callbacks and tracing live in context variables
+    threading.Thread(target=context.run, args=(run,), name="llm-call", daemon=True).start()
+    if not done.wait(timeout_s):
+        raise LLMError(f"timeout after {timeout_s:.1f} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def reply_text(message: BaseMessage) -> str:
+    """The text of a reply, whether its content is a string or a list of content blocks."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(block)
+        elif isinstance(block, dict) and block.get("type") == "text":
+            parts.append(str(block.get("text", "")))
+    return "".join(parts)
+
+
+def extract_json(text: str) -> dict[str, Any]:
+    """The first JSON object in ``text``; :class:`LLMError` if there is none."""
+    text = _THINK.sub("", text[:MAX_REPLY_CHARS])
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    while start != -1:
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            value = None
+        if isinstance(value, dict):
+            return value
+        start = text.find("{", start + 1)
+    if "{" in text:  # most often a reply cut off by the token limit
+        raise LLMError(f"no complete JSON object in reply: {text.strip()[:60]!r}")
+    raise LLMError("no JSON in reply" + (f": {text.strip()[:60]!r}" if text.strip() else " (empty)"))
+
+
+def validate(data: dict[str, Any], schema: type[M]) -> M:
+    """``data`` as ``schema``; the first problem becomes a one-line :class:`LLMError`."""
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "reply"
+        raise LLMError(f"field {where}: {error['msg']}") from None
+
+
+def invoke_text(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: float) -> str:
+    """The model's reply text, within ``timeout_s``; any failure of the model is an :class:`LLMError`."""
+    try:
+        reply = call_with_timeout(lambda: model.invoke(list(messages)), timeout_s)
+    except LLMError:
+        raise
+    except Exception as exc:  # raised inside the model client: refused connection, HTTP 500, no image support...
+        log.debug("model call failed", exc_info=True)
+        raise LLMError(f"model failed: {type(exc).__name__}: {exc}") from exc
+    return reply_text(reply)
+
+
+def ask_json(model: BaseChatModel, messages: Sequence[BaseMessage], schema: type[M], *, timeout_s: float) -> M:
+    """Send ``messages``, take the first JSON object of the reply and validate it against ``schema``."""
+    return parse_reply(invoke_text(model, messages, timeout_s=timeout_s), schema)
+
+
+def parse_reply(text: str, schema: type[M]) -> M:
+    """A reply text (from any generator, not only chat models) -> ``schema``, or :class:`LLMError`."""
+    return validate(extract_json(text), schema)
+
+
+def one_of(field: str, value: str, allowed: Sequence[str]) -> str:
+    """``value`` spelled as in ``allowed`` (case and spaces forgiven); :class:`LLMError` if absent."""
+    key = _key(value)
+    for candidate in allowed:
+        if _key(candidate) == key:
+            return candidate
+    shown = ", ".join(allowed[:12]) + (f", ... ({len(allowed)} in all)" if len(allowed) > 12 else "")
+    raise LLMError(f"field {field}: {value!r} is not one of {shown or '(nothing)'}")
+
+
+def _key(text: str) -> str:
+    return " ".join(str(text).lower().replace("_", " ").split())
