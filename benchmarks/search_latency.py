@@ -458,7 +458,7 @@ def format_table(result: dict[str, Any]) -> str:
         f"{' '.join(map(str, result['load_avg']['before']))}, after {' '.join(map(str, result['load_avg']['after']))}",
         _cpu_line(result["cpu_during_run"]),
         f"index build/load: {result['index_open_s']:.2f} s ({'built' if idx['built'] else 'loaded from cache'}"
-        f"{': ' + _why(idx['reason']) if idx['built'] else ''}); embedder load {result['embedder_load_s']:.2f} s; "
+        f"{': ' + idx['short_reason'] if idx['built'] else ''}); embedder load {result['embedder_load_s']:.2f} s; "
         f"cold first query (model load): text {result['cold_first_query_ms']['text']:.0f} ms, "
         f"image {result['cold_first_query_ms']['image']:.0f} ms",
         "",
@@ -502,13 +502,6 @@ def _cpu_line(cpu: dict[str, float | None]) -> str:
         return "machine use during the run: unknown (no /proc/stat)"
     return (f"machine use during the run: this benchmark {cpu['own_cpu_share']:.0%}, other processes "
             f"{cpu['other_cpu_share']:.0%}, steal {cpu['steal_share']:.0%} (of wall time x CPUs)")
-
-
-def _why(reason: str) -> str:
-    """Why the index was built, without the cache file's path."""
-    if "No such file" in reason:
-        return "no cached index yet"
-    return reason.split(": ", 1)[-1][:70]
 
 
 def main(argv: list[str] | None = None) -> int:

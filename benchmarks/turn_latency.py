@@ -401,7 +401,7 @@ def format_table(result: dict[str, Any]) -> str:
         f"{' '.join(map(str, result['load_avg']['before']))}, after {' '.join(map(str, result['load_avg']['after']))};"
         f" this benchmark used {result['own_cpu_share']:.0%} of the machine while timing",
         f"excluded: embedder load {result['embedder_load_s']:.2f} s; index open {result['index_open_s']:.2f} s "
-        f"({'built: ' + _why(idx['reason']) if idx['built'] else 'loaded from cache'}); dialogue manager "
+        f"({'built: ' + idx['short_reason'] if idx['built'] else 'loaded from cache'}); dialogue manager "
         f"{result['dialogue_manager_s']:.2f} s; cold first turn (model load): text "
         f"{result['cold_first_turn_ms']['text']:.0f} ms, image {result['cold_first_turn_ms']['image']:.0f} ms",
         "",
@@ -427,13 +427,6 @@ def format_table(result: dict[str, Any]) -> str:
         lines += [f"  {r['cumtime_ms']:>8.1f} {r['tottime_ms']:>8.1f} {r['calls']:>7}  {r['function'][:110]}"
                   for r in prof["top"]]
     return "\n".join(lines)
-
-
-def _why(reason: str) -> str:
-    """Why the index was built, without the cache file's path."""
-    if "No such file" in reason:
-        return "no cached index yet"
-    return reason.split(": ", 1)[-1][:70]
 
 
 def main(argv: list[str] | None = None) -> int:

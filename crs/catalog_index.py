@@ -41,8 +41,16 @@ class IndexStatus:
     items: int
     seconds: float
 
+    @property
+    def short_reason(self) -> str:
+        """Why it was built, without the cache file's path (for one-line reports)."""
+        if "No such file" in self.reason or "no readable sidecar" in self.reason:
+            return "no cached index yet"
+        return self.reason.split(": ", 1)[-1][:70]
+
     def to_json(self) -> dict[str, object]:
-        return {"folder": str(self.folder), "built": self.built, "reason": self.reason, "items": self.items,
+        return {"folder": str(self.folder), "built": self.built, "reason": self.reason,
+                "short_reason": self.short_reason, "items": self.items,
                 "seconds": round(self.seconds, 3)}
 
 

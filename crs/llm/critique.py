@@ -19,7 +19,7 @@ from ..turn import Critique, Reference, Relative
 from . import vocabulary
 from .backends import load_chat_model
 from .prompts import load_prompt
-from .structured import LLMError, ask_json
+from .structured import LLMError, ask_json, value_lists
 
 MAX_TOKENS = 300  # a critique is a few short fields; a model that rambles is cut off early
 DEFAULT_TIMEOUT_S = 10.0
@@ -54,12 +54,7 @@ class CritiqueAnswer(BaseModel):
     @field_validator("require", "exclude", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
-        # Models write {"colour": "red"} as often as {"colour": ["red"]}; both mean the same.
-        if value is None:
-            return {}
-        if isinstance(value, dict):
-            return {k: [] if v is None else [v] if isinstance(v, str) else v for k, v in value.items()}
-        return value
+        return value_lists(value)
 
     @field_validator("relative", "references", "dont_care", mode="before")
     @classmethod

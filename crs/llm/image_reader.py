@@ -23,7 +23,7 @@ from ..turn import ImageReading
 from . import vocabulary
 from .backends import load_chat_model
 from .prompts import Prompt, load_prompt
-from .structured import LLMError, ask_json, one_of
+from .structured import LLMError, ask_json, one_of, value_lists
 
 MAX_TOKENS = 300  # a reading is a few values and a caption; a model that rambles is cut off early
 DEFAULT_TIMEOUT_S = 30.0  # reading a picture takes a vision model several times longer than text
@@ -42,11 +42,7 @@ class ReadingAnswer(BaseModel):
     @field_validator("attributes", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
-        if value is None:
-            return {}
-        if isinstance(value, dict):
-            return {k: [] if v is None else [v] if isinstance(v, str) else v for k, v in value.items()}
-        return value
+        return value_lists(value)
 
     @field_validator("colours", mode="before")
     @classmethod

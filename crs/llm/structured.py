@@ -133,6 +133,16 @@ def parse_reply(text: str, schema: type[M]) -> M:
     return validate(extract_json(text), schema)
 
 
+def value_lists(value: Any) -> Any:
+    """``{attribute: values}`` with every value a list: models write ``{"colour": "red"}`` as often
+    as ``{"colour": ["red"]}`` and both mean the same. For pydantic "before" validators."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return {k: [] if v is None else [v] if isinstance(v, str) else v for k, v in value.items()}
+    return value
+
+
 def one_of(field: str, value: str, allowed: Sequence[str]) -> str:
     """``value`` spelled as in ``allowed`` (case and spaces forgiven); :class:`LLMError` if absent."""
     key = _key(value)
