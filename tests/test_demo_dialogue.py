@@ -12,7 +12,8 @@ import pytest
 
 from crs.turn import Message
 
-pytestmark = pytest.mark.slow
+# The first run encodes the 12k demo images (~4-5 min on 2 cores): above the default 300 s timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 @pytest.fixture(scope="module")
