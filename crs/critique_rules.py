@@ -106,7 +106,6 @@ class RuleCritiqueParser(CritiqueParser):
             if residue and not self._negated(clause.norm):
                 soft.append(residue)
         critique.text = " ".join(soft).strip()
-        # "like the first but green": a positive reference in one clause, a value in the next.
         return critique
 
     # -- pieces ----------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from .policy import Ask, Candidates, Policy, PolicyContext, Recommend, load_poli
 from .policy.base import ANY
 from .search import CatalogSearch, SearchHit
 from .store import Store
-from .store.models import ChatFeedback, ChatSession, ChatTurn
+from .store.models import ChatFeedback, ChatSession, ChatTurn, Item
 from .turn import Critique, ImageReading, Message, Question, Reply, ReplyItem
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class DialogueManager:
         """A like or dislike on an item (a button in the UI): feeds the next turn's query."""
         with self._lock(session_id):
             belief = self.belief(session_id)
-            if item_id not in set(self.facts.ids[np.isin(self.facts.ids, [item_id])].tolist()):
+            if not np.isin(item_id, self.facts.ids):
                 raise UserError(f"no item {item_id} in catalog {self.catalog.name!r}")
             belief.like(item_id) if liked else belief.dislike(item_id)
             with self.store.transaction() as db:
@@ -176,7 +176,7 @@ class DialogueManager:
         if isinstance(decision, Ask):
             belief.record_question(decision.attribute)
             belief.question = {"attribute": decision.attribute, "options": list(decision.options)}
-            text = self._question_text(decision, candidates)
+            text = self._question_text(decision)
             return Reply(f"{prefix} {text}".strip(), "ask", Question(decision.attribute, decision.options, text),
                          fallbacks=record.fallbacks)
         assert isinstance(decision, Recommend)
@@ -301,16 +301,14 @@ class DialogueManager:
         if not belief.last_shown:
             return []
         values = self.facts.values_of(belief.last_shown)
-        hits = self._titles(belief.last_shown)
-        return [ShownItem(i, hits.get(i, ""), v) for i, v in zip(belief.last_shown, values)]
+        titles = self._titles(belief.last_shown)
+        return [ShownItem(i, titles.get(i, ""), v) for i, v in zip(belief.last_shown, values)]
 
     def _titles(self, ids: list[int]) -> dict[int, str]:
-        from .store.models import Item
-
         with self.store.session() as db:
             return dict(db.execute(select(Item.id, Item.title).where(Item.id.in_(ids))).all())
 
-    def _question_text(self, ask: Ask, candidates: Candidates) -> str:
+    def _question_text(self, ask: Ask) -> str:
         info = self.facts.attributes[ask.attribute]
         label = info.name.replace("_", " ")
         options = [o for o in ask.options if o != ANY]
