@@ -173,12 +173,13 @@ class DialogueManager:
         decision = self._stage("policy", record, lambda: self.policy.decide(context),
                                lambda: self.default_policy.decide(context), self.policy is not self.default_policy)
         record.policy = getattr(self.policy, "name", type(self.policy).__name__)
+        ranking = [int(i) for i in candidates.ids[np.argsort(-candidates.posterior, kind="stable")[:self.k]]]
         if isinstance(decision, Ask):
             belief.record_question(decision.attribute)
             belief.question = {"attribute": decision.attribute, "options": list(decision.options)}
             text = self._question_text(decision)
             return Reply(f"{prefix} {text}".strip(), "ask", Question(decision.attribute, decision.options, text),
-                         fallbacks=record.fallbacks)
+                         fallbacks=record.fallbacks, ranking=ranking)
         assert isinstance(decision, Recommend)
         belief.question = None
         items = self._items(decision.ids, belief, query)
@@ -189,7 +190,7 @@ class DialogueManager:
             text = f"Sorry about those. How about these {len(items)}?"
         else:
             text = f"Here {'is' if len(items) == 1 else 'are'} {len(items)} I think you will like."
-        return Reply(f"{prefix} {text}".strip(), "recommend", items=items, fallbacks=record.fallbacks)
+        return Reply(f"{prefix} {text}".strip(), "recommend", items=items, fallbacks=record.fallbacks, ranking=ranking)
 
     # -- retrieval and the posterior ---------------------------------------------------------------------
 

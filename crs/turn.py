@@ -105,6 +105,9 @@ class Reply:
     question: Question | None = None
     items: list[ReplyItem] = field(default_factory=list)
     fallbacks: list[str] = field(default_factory=list)  # stages that fell back to rules this turn
+    # Store ids of the most probable candidates when the policy decided (best first), on ask turns
+    # too: evaluations compute Recall@k of the system's ranking at every turn from it. Not sent to users.
+    ranking: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"reply": self.text, "action": self.action,

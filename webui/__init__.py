@@ -1,0 +1,1 @@
+"""The gradio chat page (mounted at / by app.py)."""
