@@ -252,7 +252,7 @@ class DialogueManager:
         # Answering a question often leaves the query text as it was: keep recent encodings.
         vector = self._text_cache.get(text)
         if vector is None:
-            vector = self.searcher.embedder.encode_texts([text])[0]
+            vector = self.searcher.embedder.encode_query_text(text)
             if len(self._text_cache) >= TEXT_CACHE:
                 self._text_cache.pop(next(iter(self._text_cache)))
             self._text_cache[text] = vector

@@ -289,6 +289,45 @@ class TestMiniLM(TextEncoderContract):
         np.testing.assert_allclose(generic.encode(TEXTS), self.encoder.encode(TEXTS), atol=1e-6)
 
 
+class TestInt8MiniLM(TextEncoderContract):
+    """The int8 copy used for single queries: the same contract, close to (not equal to) float32."""
+
+    @pytest.fixture(autouse=True)
+    def _encoder(self, minilm):
+        from retrieval.encoders.quantized import Int8TextEncoder
+
+        self.float_encoder = minilm
+        self.encoder = Int8TextEncoder(minilm)
+
+    def _get_encoder(self):
+        return self.encoder
+
+    def test_identity(self):
+        assert self.encoder.name == "minilm-l6-v2-int8" and self.encoder.quantized_from == "minilm-l6-v2"
+        assert self.encoder.dim == 384
+
+    def test_close_to_float_but_really_quantized(self):
+        import torch
+
+        exact, approx = self.float_encoder.encode(TEXTS), self.encoder.encode(TEXTS)
+        similarity = (exact * approx).sum(1)
+        assert similarity.min() > 0.95 and similarity.max() < 0.99999
+        # the float model used for item texts is left untouched
+        assert any(isinstance(m, torch.nn.Linear) for m in self.float_encoder.model.modules())
+        assert not any(type(m) is torch.nn.Linear for m in self.encoder.model.modules())
+
+    def test_aligned_embedder_queries_go_through_int8(self):
+        from retrieval.embedder import load_embedder
+
+        embedder = load_embedder("aligned")
+        assert embedder.query_text.base.name == "minilm-l6-v2-int8"
+        assert embedder.text.base.name == "minilm-l6-v2"
+        exact, approx = embedder.encode_texts(["a red apple"])[0], embedder.encode_query_text("a red apple")
+        assert 0.95 < float(exact @ approx) < 0.99999
+        plain = load_embedder("aligned", int8_queries=False)
+        assert plain.query_text is plain.text
+
+
 # -- EfficientNet-Lite0 (the default image encoder) --------------------------------------------
 
 

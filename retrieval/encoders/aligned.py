@@ -42,7 +42,9 @@ def _projection(weights: Weights) -> AlignedProjection:
 def _check_base(base, expected_name: str, dim: int, kind: str) -> None:
     # base._dim, not base.dim: a lazily sized encoder would load its model just to answer
     known_dim = getattr(base, "_dim", None)
-    if base.name != expected_name or (known_dim is not None and known_dim != dim):
+    # An int8 copy of the expected encoder (Int8TextEncoder) approximates the same features.
+    name = getattr(base, "quantized_from", base.name)
+    if name != expected_name or (known_dim is not None and known_dim != dim):
         raise AlignWeightsError(
             f"these aligned-space weights were trained on {kind} features of {expected_name!r} "
             f"({dim}-d), not {base.name!r} ({known_dim or '?'}-d)"
