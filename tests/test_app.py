@@ -1,47 +1,168 @@
+"""The composed web app (app.py): API + CORS allow-list + widget files + the gradio page at /, and its settings."""
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from crs.catalog.ingest import ingest
-from crs.store import open_store
+import app as webapp
+from crs.errors import UserError
+from crs.search import CatalogSearch
+from crs.services import Services, Settings, parse_origins
 
-FIXTURES = Path(__file__).parent / "fixtures" / "catalog"
+SHOP = "https://shop.example"
+EVIL = "https://evil.example"
 
 
 @pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    import app as webapp
+def widget_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "widget"
+    folder.mkdir()
+    (folder / "widget.js").write_text("console.log('widget');\n")
+    (folder / "demo.html").write_text("<!doctype html><title>demo</title><script src='/widget.js'></script>\n")
+    return folder
 
-    url = f"sqlite:///{tmp_path / 'app.db'}"
-    ingest(open_store(url), FIXTURES / "items.jsonl")
-    monkeypatch.setattr(webapp, "services", webapp.Services(db_url=url, catalog_name="tiny"))
-    with TestClient(webapp.app) as client:
+
+@pytest.fixture
+def services(shapes_catalog, widget_dir: Path) -> Services:
+    store, _ = shapes_catalog
+    return Services(Settings(db_url=store.url, catalog="shapes", embedder="fake", cors_origins=(SHOP,),
+                             widget_dir=widget_dir))
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient]:
+    with TestClient(webapp.create_app(services)) as client:
         yield client
 
 
-def test_item_endpoints(client: TestClient) -> None:
-    body = client.get("/api/v1/items/apple").json()
-    assert body["title"] == "Red apple sticker" and body["attributes"]["colour"] == ["red"]
-    assert body["image_url"] == "/api/v1/items/apple/image"
-    image = client.get(body["image_url"])
-    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
-    missing = client.get("/api/v1/items/nope")
-    assert missing.status_code == 404 and "no item 'nope'" in missing.json()["detail"]
+def test_module_defines_the_app_without_opening_anything() -> None:
+    assert isinstance(webapp.app, FastAPI) and webapp.services.ready is False
+    assert webapp.services.settings.cors_origins == ()  # nobody else by default
 
 
-def test_health_catalog_and_openapi(client: TestClient) -> None:
-    assert client.get("/api/v1/health").json() == {"status": "ok", "catalog": "tiny"}
-    assert client.get("/api/v1/catalog").json()["items"] == 4
-    assert "/api/v1/items/{item_id}" in client.get("/api/v1/openapi.json").json()["paths"]
-
-
-def test_gradio_page_and_browse(client: TestClient) -> None:
-    import app as webapp
-
+def test_gradio_page_at_root_and_api_beside_it(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "gradio" in page.text.lower()
-    assert [title for _, title in webapp.browse("", "nature", "(any)", "(any)")] == ["Green leaf", "Yellow sun"]
-    assert [title for _, title in webapp.browse("apple", "(any)", "(any)", "red")] == ["Red apple sticker"]
+    assert client.get("/api/v1/health").json()["catalog"] == "shapes"
+    session = client.post("/api/v1/sessions").json()["session_id"]
+    assert client.post(f"/api/v1/sessions/{session}/messages", data={"text": "a red star"}).status_code == 200
+    spec = client.get("/api/v1/openapi.json").json()
+    assert spec["paths"] and all(path.startswith("/api/v1/") for path in spec["paths"])
+
+
+def test_widget_files(client: TestClient, widget_dir: Path) -> None:
+    script = client.get("/widget.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("application/javascript")
+    assert script.text == "console.log('widget');\n"
+    demo = client.get("/widget-demo")
+    assert demo.status_code == 200 and demo.headers["content-type"].startswith("text/html") and "/widget.js" in demo.text
+    (widget_dir / "widget.js").unlink()
+    missing = client.get("/widget.js")
+    assert missing.status_code == 404 and "widget.js is missing" in missing.json()["detail"]
+
+
+def test_the_shipped_widget_is_served() -> None:
+    with TestClient(webapp.create_app(Services(Settings(embedder="fake")))) as client:
+        script = client.get("/widget.js")
+        assert script.status_code == 200 and "/api/v1/sessions" in script.text
+        assert client.get("/widget-demo").headers["content-type"].startswith("text/html")
+
+
+def test_cors_allows_only_listed_origins(client: TestClient) -> None:
+    allowed = client.get("/api/v1/health", headers={"Origin": SHOP})
+    assert allowed.headers["access-control-allow-origin"] == SHOP
+    assert "access-control-allow-credentials" not in allowed.headers  # the API uses no cookies
+    refused = client.get("/api/v1/health", headers={"Origin": EVIL})
+    assert refused.status_code == 200 and "access-control-allow-origin" not in refused.headers
+
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    ok = client.options("/api/v1/sessions/x/feedback", headers={"Origin": SHOP, **preflight})
+    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == SHOP
+    assert "POST" in ok.headers["access-control-allow-methods"]
+    bad = client.options("/api/v1/sessions/x/feedback", headers={"Origin": EVIL, **preflight})
+    assert bad.status_code == 400 and "access-control-allow-origin" not in bad.headers
+
+
+def test_gradio_does_not_reflect_arbitrary_origins(client: TestClient) -> None:
+    # Left alone, gradio answers any origin (with credentials) on a non-localhost host like "testserver".
+    for path in ("/config", "/gradio_api/info"):
+        response = client.get(path, headers={"Origin": EVIL})
+        assert "access-control-allow-origin" not in response.headers, path
+        assert "access-control-allow-credentials" not in response.headers, path
+    assert client.get("/config", headers={"Origin": SHOP}).headers["access-control-allow-origin"] == SHOP
+
+
+def test_no_origins_by_default(shapes_catalog) -> None:
+    store, _ = shapes_catalog
+    services = Services(Settings(db_url=store.url, catalog="shapes", embedder="fake"))
+    with TestClient(webapp.create_app(services)) as client:
+        for origin in (SHOP, "http://localhost:7860", "null"):
+            response = client.get("/api/v1/health", headers={"Origin": origin})
+            assert "access-control-allow-origin" not in response.headers, origin
+
+
+def test_unknown_api_paths_answer_json(client: TestClient) -> None:
+    response = client.get("/api/v1/nothing-here")
+    assert response.status_code == 404 and response.json() == {"detail": "Not Found"}
+
+
+# -- settings -----------------------------------------------------------------------------------------
+
+def test_settings_from_the_environment() -> None:
+    settings = Settings.from_env({"CRS_EMBEDDER": "fake", "CRS_CATALOG": "shapes", "CRS_DB": "sqlite:///x.db",
+                                  "CRS_CORS_ORIGINS": f"{SHOP}, http://localhost:8000/ ,{SHOP}"})
+    assert (settings.embedder, settings.catalog, settings.db_url) == ("fake", "shapes", "sqlite:///x.db")
+    assert settings.cors_origins == (SHOP, "http://localhost:8000")
+    defaults = Settings.from_env({})
+    assert (defaults.embedder, defaults.catalog, defaults.db_url, defaults.llm) == ("aligned", "demo", None, None)
+    assert Settings.from_env({"CRS_EMBEDDER": "fake"}, embedder="aligned:w.safetensors").embedder == "aligned:w.safetensors"
+
+
+@pytest.mark.parametrize("origin", ["*", "shop.example", "https://shop.example/path", "ftp://x"])
+def test_bad_cors_origins_are_refused(origin: str) -> None:
+    with pytest.raises(UserError, match="CORS origin"):
+        parse_origins([origin])
+
+
+def test_services_open_once_across_threads(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened = []
+    real_open = CatalogSearch.open.__func__  # type: ignore[attr-defined]
+
+    def counting_open(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
+        opened.append(threading.current_thread().name)
+        return real_open(cls, *args, **kwargs)
+
+    monkeypatch.setattr(CatalogSearch, "open", classmethod(counting_open))
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(services.dm)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(opened) == 1 and len(got) == 8 and all(dm is got[0] for dm in got)
+    assert services.ready and services.index_status is not None and services.index_status.items == 24
+
+
+def test_a_starting_server_warms_up_in_the_background(services: Services) -> None:
+    with TestClient(webapp.create_app(services, serving=True)):  # runs the lifespan, as a server does
+        deadline = time.monotonic() + 60
+        while not services.ready and time.monotonic() < deadline:  # no request asks for anything
+            time.sleep(0.05)
+        assert services.ready and services.warm_up_error is None
+    idle = Services(services.settings)
+    with TestClient(webapp.create_app(idle)) as client:
+        client.get("/api/v1/health")
+        assert not idle.ready  # without `serving`, nothing opens before a request needs it
+
+
+def test_main_refuses_bad_options(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert webapp.main(["--cors-origin", "*"]) == 1
+    assert "CORS origin '*' is not allowed" in capsys.readouterr().err
+    assert webapp.main(["--db", f"sqlite:///{tmp_path / 'x.db'}", "--catalog", "nope"]) == 1
+    assert "no catalog named 'nope'" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """The README's first command ends in `python app.py`: start it for real and talk to it."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -37,7 +38,16 @@ def test_python_app_py_serves_the_demo_catalog(crs_home: Path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
             assert response.status == 200 and b"gradio" in response.read().lower()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/catalog", timeout=30) as response:
-            assert b'"items": ' in response.read().replace(b'"items":', b'"items": ')
+            assert json.load(response)["catalog"] == "demo"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/widget.js", timeout=10) as response:
+            assert response.headers["Content-Type"].startswith("application/javascript")
+        # Same origin only by default: a page elsewhere gets no CORS grant.
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/health",
+                                         headers={"Origin": "https://elsewhere.example"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["Access-Control-Allow-Origin"] is None
     finally:
+        # The warm-up may be building the demo index in the background (a fresh CRS_HOME): the
+        # server must still stop promptly.
         server.terminate()
         server.wait(timeout=10)

@@ -1,0 +1,424 @@
+"""Load on the JSON API: many simulated people chatting at once, over real HTTP, against ``python app.py``.
+
+    python benchmarks/api_load.py [--catalog demo] [--db URL] [--embedder aligned] [--sessions 20]
+        [--duration 60] [--turns 4] [--image-share 0.3] [--seed 0] [--startup-timeout 900] [--json OUT]
+
+It starts the app (``app.py`` in a subprocess: its own process, as in production, on a free
+loopback port), waits until it reports ready (models loaded, index open; the startup time and
+whether the index came from the cache are reported), then runs ``--sessions`` simulated
+sessions at once for ``--duration`` seconds. Each simulated person, in a loop until time is up:
+
+* creates a session (``POST /api/v1/sessions``) and opens with a text: a catalog item's title;
+* answers each question with its first option; after a recommendation, rates an item
+  (``POST .../feedback``: likes the first, or dislikes the last) and then, with probability
+  ``--image-share``, uploads the picture of a random catalog item (fetched first through
+  ``GET /api/v1/items/{id}/image``, as a page would show it), else sends a critique;
+* after ``--turns`` messages, reads the session back (``GET /api/v1/sessions/{id}``) and checks
+  it holds exactly what this person sent: the same texts in order, the same pictures (sha1 of
+  the decoded pixels, computed here the way the server computes it), the same liked and
+  disliked items. Anything else, in particular anything another session sent, is a leak.
+  A session cut short by the end of the run is checked the same way.
+
+Reported: requests per second and p50 / p95 latency per endpoint and overall (the latency a
+client sees, on the same machine: the clients' own CPU use is part of it), the errors (status
+and detail of the first few), the leak check, and the CPU the server used. The store is by
+default a new SQLite file in a temporary folder into which the app loads the demo catalog, so
+the benchmark's sessions never land in your own store; the index cache is ``$CRS_HOME``'s,
+shared with the app and ``crs search``. ``--db`` uses that store instead (any catalog in it).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+API = "/api/v1"
+CRITIQUES = ("in 3d", "not black", "something simpler", "more colourful", "flat style")
+ENDPOINTS = ("POST /sessions", "POST /messages (text)", "POST /messages (image)", "POST /feedback",
+             "GET /items/{id}/image", "GET /sessions/{id}")
+MAX_ERROR_EXAMPLES = 8
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- the server -----------------------------------------------------------------------------------
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+    startup_s: float
+    health: dict[str, Any]
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the server process so far (Linux /proc), None elsewhere."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def start_server(catalog: str, db_url: str, embedder: str, timeout_s: float, log: Path) -> Server:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    started = time.perf_counter()
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--catalog", catalog,
+                                    "--db", db_url, "--embedder", embedder], cwd=ROOT, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    server = Server(process, url, log, 0.0, {})
+    deadline = time.monotonic() + timeout_s
+    announced = False
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited with status {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            health = httpx.get(f"{url}{API}/health", timeout=5).json()
+            if health.get("ready"):
+                server.health, server.startup_s = health, time.perf_counter() - started
+                return server
+            if not announced:
+                say(f"server answering at {url}; waiting for the models and the index (a first run builds it) ...")
+                announced = True
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"app.py was not ready within {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.25)
+
+
+# -- the simulated people -------------------------------------------------------------------------
+
+@dataclass
+class Sent:
+    """What one session sent, to compare with what the server says it holds."""
+
+    session_id: str
+    texts: list[str] = field(default_factory=list)
+    images: list[list[str]] = field(default_factory=list)  # per turn: sha1 of each picture's pixels
+    liked: list[str] = field(default_factory=list)
+    disliked: list[str] = field(default_factory=list)
+
+    def rate(self, item_id: str, liked: bool) -> None:
+        # The dialogue manager's rule: a rating moves an item from one list to the other.
+        keep, drop = (self.liked, self.disliked) if liked else (self.disliked, self.liked)
+        if item_id in drop:
+            drop.remove(item_id)
+        if item_id not in keep:
+            keep.append(item_id)
+
+
+@dataclass
+class Record:
+    endpoint: str
+    seconds: float
+    status: int  # 0: no HTTP answer (connection error, timeout)
+    detail: str = ""
+
+
+class Stop(Exception):
+    """The run's time is up: the person stops before the next request."""
+
+
+def pixel_sha1(data: bytes) -> str:
+    from retrieval.images import load_image
+
+    return hashlib.sha1(load_image(data).tobytes()).hexdigest()
+
+
+class Person:
+    def __init__(self, url: str, items: list[tuple[str, str]], deadline: float, turns: int, image_share: float,
+                 seed: int) -> None:
+        self.client = httpx.Client(base_url=url, timeout=120)
+        self.items = items
+        self.deadline = deadline
+        self.turns = turns
+        self.image_share = image_share
+        self.random = random.Random(seed)
+        self.records: list[Record] = []
+        self.checked: list[dict[str, Any]] = []
+
+    def call(self, endpoint: str, method: str, path: str, **kwargs: Any) -> httpx.Response | None:
+        if time.monotonic() >= self.deadline:
+            raise Stop
+        start = time.perf_counter()
+        try:
+            response = self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            self.records.append(Record(endpoint, time.perf_counter() - start, 0, f"{type(exc).__name__}: {exc}"))
+            return None
+        seconds = time.perf_counter() - start
+        detail = ""
+        if not response.is_success:
+            try:
+                detail = str(response.json().get("detail", ""))[:300]
+            except ValueError:
+                detail = response.text[:300]
+        self.records.append(Record(endpoint, seconds, response.status_code, detail))
+        return response if response.is_success else None
+
+    def run(self) -> None:
+        try:
+            while True:
+                self.session()
+        except Stop:
+            pass
+        finally:
+            self.client.close()
+
+    def session(self) -> None:
+        created = self.call("POST /sessions", "POST", f"{API}/sessions")
+        if created is None:
+            return
+        sent = Sent(created.json()["session_id"])
+        try:
+            reply = self.message(sent, self.random.choice(self.items)[1])
+            while reply is not None and len(sent.texts) < self.turns:
+                if reply["action"] == "ask" and reply["question"]:
+                    reply = self.message(sent, reply["question"]["options"][0])
+                    continue
+                if reply["items"]:
+                    first = self.random.random() < 0.5
+                    item = reply["items"][0 if first else -1]["id"]
+                    if self.call("POST /feedback", "POST", f"{API}/sessions/{sent.session_id}/feedback",
+                                 json={"item_id": item, "liked": first}) is not None:
+                        sent.rate(item, first)
+                if self.random.random() < self.image_share:
+                    reply = self.picture(sent)
+                else:
+                    reply = self.message(sent, self.random.choice(CRITIQUES))
+        finally:
+            self.check(sent)
+
+    def message(self, sent: Sent, text: str, picture: tuple[str, bytes] | None = None) -> dict[str, Any] | None:
+        files = [("images", (picture[0], picture[1], "application/octet-stream"))] if picture else None
+        response = self.call("POST /messages (image)" if picture else "POST /messages (text)", "POST",
+                             f"{API}/sessions/{sent.session_id}/messages", data={"text": text} if text else None,
+                             files=files)
+        if response is None:
+            return None
+        sent.texts.append(text)
+        sent.images.append([pixel_sha1(picture[1])] if picture else [])
+        return response.json()
+
+    def picture(self, sent: Sent) -> dict[str, Any] | None:
+        item_id, _ = self.random.choice(self.items)
+        image = self.call("GET /items/{id}/image", "GET",
+                          f"{API}/items/{urllib.parse.quote(item_id, safe='')}/image")
+        if image is None:
+            return None
+        return self.message(sent, self.random.choice(("", "but in 3d", "like this")), (f"{item_id}.img", image.content))
+
+    def check(self, sent: Sent) -> None:
+        # The check runs even after the deadline: a session cut short must be consistent too.
+        start = time.perf_counter()
+        try:
+            response = self.client.get(f"{API}/sessions/{sent.session_id}")
+        except httpx.HTTPError as exc:
+            self.records.append(Record("GET /sessions/{id}", time.perf_counter() - start, 0, str(exc)))
+            return
+        self.records.append(Record("GET /sessions/{id}", time.perf_counter() - start, response.status_code))
+        if not response.is_success:
+            return
+        held = response.json()
+        got = {"texts": [t["text"] for t in held["turns"]],
+               "images": [[i["sha1"] for i in t["images"]] for t in held["turns"]],
+               "liked": held["liked"], "disliked": held["disliked"]}
+        want = {"texts": sent.texts, "images": sent.images, "liked": sent.liked, "disliked": sent.disliked}
+        problems = [name for name in want if got[name] != want[name]]
+        if held["session_id"] != sent.session_id:
+            problems.append("session_id")
+        self.checked.append({"session_id": sent.session_id, "turns": len(sent.texts), "problems": problems,
+                             **({"sent": want, "held": got} if problems else {})})
+
+
+# -- the run ----------------------------------------------------------------------------------------
+
+def catalog_items(db_url: str, catalog: str) -> list[tuple[str, str]]:
+    """(id, title) of every item with a title: openings and pictures are drawn from these."""
+    from sqlalchemy import select
+
+    from crs.store import open_store
+    from crs.store.models import Catalog, Item
+
+    store = open_store(db_url)
+    with store.session() as db:
+        catalog_id = db.scalar(select(Catalog.id).where(Catalog.name == catalog))
+        rows = db.execute(select(Item.external_id, Item.title).where(Item.catalog_id == catalog_id,
+                                                                     Item.image_file.is_not(None))).all()
+    store.engine.dispose()
+    return [(r[0], r[1]) for r in rows if r[1]]
+
+
+def latency(records: list[Record], wall_s: float) -> dict[str, Any]:
+    ms = np.array([r.seconds * 1000 for r in records], dtype=np.float64)
+    if not len(ms):
+        return {"requests": 0, "errors": 0, "rps": 0.0}
+    return {"requests": len(ms), "errors": sum(1 for r in records if not 200 <= r.status < 300),
+            "rps": round(len(ms) / wall_s, 2), "p50_ms": round(float(np.percentile(ms, 50)), 1),
+            "p95_ms": round(float(np.percentile(ms, 95)), 1), "mean_ms": round(float(ms.mean()), 1),
+            "max_ms": round(float(ms.max()), 1)}
+
+
+def run_benchmark(catalog: str, db_url: str, embedder: str, *, sessions: int = 20, duration: float = 60.0,
+                  turns: int = 4, image_share: float = 0.3, seed: int = 0, startup_timeout: float = 900.0,
+                  store_kind: str = "given", log_dir: Path | None = None) -> dict[str, Any]:
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="api-load-"))
+    server = start_server(catalog, db_url, embedder, startup_timeout, log_dir / "server.log")
+    try:
+        items = catalog_items(db_url, catalog)
+        if not items:
+            raise RuntimeError(f"catalog {catalog!r} has no items with a title and an image to talk about")
+        say(f"ready after {server.startup_s:.1f} s; {sessions} sessions for {duration:g} s ...")
+        cpu_before, load_before = server.cpu_seconds(), os.getloadavg()
+        client_cpu_before = time.process_time()
+        started = time.perf_counter()
+        deadline = time.monotonic() + duration
+        people = [Person(server.url, items, deadline, turns, image_share, seed * 1000 + n) for n in range(sessions)]
+        threads = [threading.Thread(target=p.run, name=f"person-{n}") for n, p in enumerate(people)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - started
+        cpu_after, load_after = server.cpu_seconds(), os.getloadavg()
+        client_cpu = time.process_time() - client_cpu_before
+    finally:
+        server.stop()
+
+    records = [r for p in people for r in p.records]
+    checked = [c for p in people for c in p.checked]
+    by_endpoint = defaultdict(list)
+    for r in records:
+        by_endpoint[r.endpoint].append(r)
+    errors = [r for r in records if not 200 <= r.status < 300]
+    cpus = os.cpu_count() or 1
+    leaks = [c for c in checked if c["problems"]]
+    return {
+        "catalog": catalog, "embedder": embedder, "store": store_kind,
+        "config": {"sessions": sessions, "duration_s": duration, "turns": turns, "image_share": image_share,
+                   "seed": seed},
+        "server": {"startup_s": round(server.startup_s, 2), "health": server.health,
+                   "cpu_share": None if cpu_before is None or cpu_after is None
+                   else round((cpu_after - cpu_before) / (wall * cpus), 3)},
+        "client_cpu_share": round(client_cpu / (wall * cpus), 3),
+        "wall_s": round(wall, 2), "cpus": cpus,
+        "load_avg": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
+        "overall": latency(records, wall),
+        "endpoints": {name: latency(by_endpoint[name], wall) for name in ENDPOINTS if by_endpoint[name]},
+        "errors": {"count": len(errors), "by_status": dict(Counter(r.status for r in errors)),
+                   "examples": [{"endpoint": r.endpoint, "status": r.status, "detail": r.detail}
+                                for r in errors[:MAX_ERROR_EXAMPLES]]},
+        "sessions": sum(1 for r in records if r.endpoint == "POST /sessions" and 200 <= r.status < 300),
+        "leak_check": {"sessions_checked": len(checked), "turns_checked": sum(c["turns"] for c in checked),
+                       "mismatches": len(leaks), "examples": leaks[:3], "pass": bool(checked) and not leaks},
+        "server_log": str(log_dir / "server.log"),
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    health = report["server"]["health"]
+    index = health.get("index") or {}
+    lines = [
+        f"API load: catalog {report['catalog']!r} ({index.get('items', '?')} items), embedder {report['embedder']!r}, "
+        f"{report['config']['sessions']} concurrent sessions for {report['wall_s']:.1f} s, up to "
+        f"{report['config']['turns']} messages per session, image share {report['config']['image_share']:g}",
+        f"server ready after {report['server']['startup_s']:.1f} s; index "
+        f"{'built: ' + index.get('reason', '') if index.get('built') else 'loaded from cache'}",
+        "",
+        f"{'endpoint':<26}{'requests':>9}{'errors':>8}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}",
+    ]
+    rows = [*report["endpoints"].items(), ("overall", report["overall"])]
+    for name, row in rows:
+        lines.append(f"{name:<26}{row['requests']:>9}{row['errors']:>8}{row['rps']:>8.1f}{row.get('p50_ms', 0):>9.1f}"
+                     f"{row.get('p95_ms', 0):>9.1f}{row.get('max_ms', 0):>9.1f}")
+    leak = report["leak_check"]
+    lines += [
+        "",
+        f"errors: {report['errors']['count']} {report['errors']['by_status'] or ''}".rstrip(),
+        *(f"  {e['endpoint']}: HTTP {e['status']} {e['detail']}" for e in report["errors"]["examples"]),
+        f"leak check: {leak['sessions_checked']} sessions, {leak['turns_checked']} turns read back; "
+        f"{leak['mismatches']} mismatches: {'PASS' if leak['pass'] else 'FAIL'}",
+        f"CPU ({report['cpus']} cores): server {report['server']['cpu_share']:.0%}, benchmark clients "
+        f"{report['client_cpu_share']:.0%}; load average before {' '.join(map(str, report['load_avg']['before']))}, "
+        f"after {' '.join(map(str, report['load_avg']['after']))}"
+        if report["server"]["cpu_share"] is not None else f"benchmark clients CPU {report['client_cpu_share']:.0%}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--catalog", default="demo")
+    parser.add_argument("--db", default=None, help="store URL (default: a new temporary SQLite file; the demo "
+                                                   "catalog is loaded into it)")
+    parser.add_argument("--embedder", default="aligned")
+    parser.add_argument("--sessions", type=int, default=20, help="concurrent simulated sessions (default 20)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
+    parser.add_argument("--turns", type=int, default=4, help="messages per session before it starts over (default 4)")
+    parser.add_argument("--image-share", type=float, default=0.3,
+                        help="chance that a message after a recommendation is a picture upload (default 0.3)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--startup-timeout", type=float, default=900.0,
+                        help="seconds to wait for the app to be ready (a first run builds the index)")
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    args = parser.parse_args(argv)
+    if args.sessions < 1 or args.duration <= 0 or args.turns < 1 or not 0 <= args.image_share <= 1:
+        parser.error("--sessions and --turns must be at least 1, --duration positive, --image-share in [0, 1]")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if args.db is None and args.catalog != "demo":
+        parser.error("a catalog other than the demo needs --db (the store that holds it)")
+    with tempfile.TemporaryDirectory(prefix="api-load-store-") as scratch:
+        db_url = args.db or f"sqlite:///{Path(scratch) / 'store.db'}"
+        report = run_benchmark(args.catalog, db_url, args.embedder, sessions=args.sessions, duration=args.duration,
+                               turns=args.turns, image_share=args.image_share, seed=args.seed,
+                               startup_timeout=args.startup_timeout, store_kind="given" if args.db else "temporary")
+    print(format_table(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0 if report["errors"]["count"] == 0 and report["leak_check"]["pass"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""What the web app's parts share: settings, and the store, catalog, searcher and dialogue manager,
+each opened once, on first use, whichever thread asks first.
+
+The JSON API (:mod:`crs.web_api`) and the gradio chat page (``webui.chat``) both take one
+:class:`Services` and talk to the conversation only through ``services.dm`` (the
+:class:`~crs.dialogue.DialogueManager`), so the page, the API and the embeddable widget all run
+the same system. Opening is lazy because importing the app must stay cheap (tests import it,
+``uvicorn app:app`` imports it) and because the first open of a catalog may build its index;
+:meth:`Services.start_warm_up` does it in the background when a server starts.
+
+Public attributes: ``settings``; ``store``, ``catalog``, ``searcher``, ``dm`` (opened on first
+access, thread-safe); ``ready`` (the dialogue manager is open); ``index_status``;
+``external_ids(store_ids)`` and ``store_id(external_id)`` (the catalog's ids are what clients see).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from PIL import Image
+from sqlalchemy import select
+
+from retrieval.embedder import DEFAULT_EMBEDDER
+
+from .catalog.demo import open_catalog
+from .catalog_index import IndexStatus
+from .config import ASSETS_DIR, DEMO_CATALOG
+from .dialogue import DialogueManager
+from .errors import UserError
+from .image_reader import ReadContext
+from .search import CatalogSearch
+from .store import Store, open_store
+from .store.models import Catalog, Item
+from .uploads import UploadLimits
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
+
+
+def parse_origins(values: list[str] | tuple[str, ...] | str | None) -> tuple[str, ...]:
+    """CORS origins from repeated options and/or comma-separated text, checked and normalised.
+
+    An origin is ``scheme://host[:port]`` exactly as a browser sends it in the Origin header; a
+    path or a trailing slash would never match, so it is refused here rather than ignored later.
+    ``*`` is refused too: the API is meant for the sites a shop names, not for every site."""
+    if values is None:
+        return ()
+    items = [values] if isinstance(values, str) else list(values)
+    out: list[str] = []
+    for item in items:
+        for origin in (part.strip() for part in item.split(",")):
+            if not origin:
+                continue
+            if origin == "*":
+                raise UserError("CORS origin '*' is not allowed: list the sites that may call the API, "
+                                "e.g. --cors-origin https://shop.example")
+            origin = origin.rstrip("/")
+            if not _ORIGIN.match(origin):
+                raise UserError(f"CORS origin {origin!r} is not an origin: use scheme://host[:port], "
+                                "e.g. https://shop.example or http://localhost:8000 (no path)")
+            if origin not in out:
+                out.append(origin)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app is configured with; :meth:`from_env` reads the ``CRS_*`` variables."""
+
+    db_url: str | None = None  # None: SQLite under $CRS_HOME
+    catalog: str = DEMO_CATALOG
+    embedder: str = DEFAULT_EMBEDDER
+    llm: str | None = None  # e.g. ollama:qwen2.5:7b; None: every stage offline
+    policy: str = "eig"
+    k: int = 5  # items per recommendation
+    cors_origins: tuple[str, ...] = ()  # besides same-origin, which needs no CORS
+    uploads: UploadLimits = field(default_factory=UploadLimits)
+    widget_dir: Path = ASSETS_DIR / "widget"
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise UserError(f"k must be at least 1, got {self.k}")
+        if not self.catalog.strip():
+            raise UserError("the catalog name is empty")
+        if not self.embedder.strip():
+            raise UserError("the embedder name is empty")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {
+            "db_url": env.get("CRS_DB") or None,
+            "catalog": env.get("CRS_CATALOG") or DEMO_CATALOG,
+            "embedder": env.get("CRS_EMBEDDER") or DEFAULT_EMBEDDER,
+            "llm": env.get("CRS_LLM") or None,
+            "cors_origins": parse_origins(env.get("CRS_CORS_ORIGINS")),
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+
+class ServiceUnavailable(UserError):
+    """The store, catalog, models or index could not be opened with these settings; the message
+    says why (a missing catalog, a locked database, a bad embedder spec). Requests that need them
+    fail with it until the cause is fixed; the API answers 503."""
+
+
+class Services:
+    """The shared, lazily opened objects of one app; safe to use from request threads."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self._opened: dict[str, Any] = {}
+        self._locks = {name: threading.Lock() for name in ("store", "catalog", "searcher", "dm")}
+        self._warm_up: threading.Thread | None = None
+        self._warmed = threading.Event()
+        self.warm_up_error: str | None = None
+
+    # -- the shared objects -------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        return self._once("store", lambda: open_store(self.settings.db_url))
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._once("catalog", lambda: open_catalog(self.store, self.settings.catalog))
+
+    @property
+    def searcher(self) -> CatalogSearch:
+        return self._once("searcher", self._open_searcher)
+
+    @property
+    def dm(self) -> DialogueManager:
+        return self._once("dm", self._open_dm)
+
+    @property
+    def ready(self) -> bool:
+        """True once the dialogue manager is open (and the warm-up, if one runs, has finished):
+        a chat turn will not wait for the models or the index."""
+        return "dm" in self._opened and (self._warm_up is None or self._warmed.is_set())
+
+    @property
+    def index_status(self) -> IndexStatus | None:
+        searcher = self._opened.get("searcher")
+        return searcher.status if searcher is not None else None
+
+    def _once(self, name: str, factory: Callable[[], T]) -> T:
+        # Double-checked: after the first open, readers never touch a lock. One lock per object,
+        # so a health check (catalog) does not queue behind an index build (searcher).
+        value = self._opened.get(name)
+        if value is None:
+            with self._locks[name]:
+                value = self._opened.get(name)
+                if value is None:
+                    try:
+                        value = factory()
+                    except ServiceUnavailable:
+                        raise
+                    except UserError as exc:
+                        raise ServiceUnavailable(str(exc)) from exc
+                    self._opened[name] = value
+        return value
+
+    def _open_searcher(self) -> CatalogSearch:
+        try:
+            searcher = CatalogSearch.open(self.store, self.catalog, self.settings.embedder,
+                                          progress=lambda message: log.info("index: %s", message))
+        except (ValueError, FileNotFoundError) as exc:  # a bad embedder spec or weights path
+            raise UserError(f"embedder {self.settings.embedder!r}: {exc}") from None
+        status = searcher.status
+        log.info("index of %r: %s (%d items, %.1f s)", self.catalog.name,
+                 "built" if status.built else "loaded from cache", status.items, status.seconds)
+        return searcher
+
+    def _open_dm(self) -> DialogueManager:
+        from .chat_cli import build_dialogue_manager
+        from .policy import load_policy
+
+        try:
+            policy = load_policy(self.settings.policy, llm=self.settings.llm)
+        except (ValueError, ImportError) as exc:
+            raise UserError(f"policy {self.settings.policy!r}: {exc}") from None
+        options = argparse.Namespace(llm=self.settings.llm, k=self.settings.k)
+        return build_dialogue_manager(self.store, self.searcher, options, policy)
+
+    # -- warm-up ----------------------------------------------------------------------------------------
+
+    def start_warm_up(self) -> threading.Thread:
+        """Open everything in a background thread, so the first chat turn does not pay for loading
+        the models and the index (or, on a first run, building it) while the server already answers."""
+        if self._warm_up is None:
+            self._warm_up = threading.Thread(target=self._warm, name="crs-warm-up", daemon=True)
+            self._warm_up.start()
+        return self._warm_up
+
+    def _warm(self) -> None:
+        try:
+            dm = self.dm
+            # Models load their weights and the image reader its value prototypes on first use
+            # (measured: ~1 s for the first text turn, ~2-3 s for the first image turn): pay for
+            # that here, not in someone's first turn.
+            dm.searcher.embedder.encode_query_text("warm-up")
+            dm.offline_reader.read(Image.new("RGB", (64, 64), "white"), ReadContext(dm.facts))
+        except Exception as exc:  # the first request that needs it raises it again, to its caller
+            self.warm_up_error = str(exc)
+            log.exception("warm-up failed; requests that need the dialogue manager will retry")
+        finally:
+            self._warmed.set()
+
+    # -- ids ----------------------------------------------------------------------------------------------
+
+    def external_ids(self, store_ids: list[int]) -> list[str]:
+        """The catalog's own ids of store ids, in the same order (unknown ones are left out)."""
+        if not store_ids:
+            return []
+        with self.store.session() as db:
+            found = dict(db.execute(select(Item.id, Item.external_id).where(
+                Item.catalog_id == self.catalog.id, Item.id.in_(store_ids))).all())
+        return [found[i] for i in store_ids if i in found]
+
+    def store_id(self, external_id: str) -> int | None:
+        with self.store.session() as db:
+            return db.scalar(select(Item.id).where(Item.catalog_id == self.catalog.id,
+                                                   Item.external_id == external_id))

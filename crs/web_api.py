@@ -1,0 +1,360 @@
+"""The JSON API under ``/api/v1``: sessions, messages with image uploads, feedback, items.
+
+A thin adapter over :class:`crs.dialogue.DialogueManager` (through :class:`crs.services.Services`):
+the same ``respond`` that the chat page, the terminal chat and the simulated users call. The
+contract (paths and fields) is in DESIGN.md; the OpenAPI document is at ``/api/v1/openapi.json``.
+
+Three things every endpoint shares, done once in :class:`_GuardedRoute` rather than per endpoint:
+
+* errors are always ``{"detail": "<a sentence for a person>"}``: validation errors are turned
+  into one readable line, the project's own :class:`~crs.errors.UserError` family maps to 4xx/503,
+  and anything else is logged with its traceback and answered with a generic 500 (a stack trace
+  tells an attacker more than it tells a user);
+* request bodies are capped while they arrive (a message may carry at most its images at their
+  limit), so a huge upload is refused before it is spooled to disk;
+* endpoints are plain ``def`` functions: FastAPI runs them in its threadpool, so one session's
+  blocking turn (encoders, FAISS, SQLite) does not hold up the others. The dialogue manager
+  serialises turns of the same session with its own per-session lock.
+
+Session ids are the dialogue manager's unguessable tokens; every read goes through the session
+id in the path, so one session never sees another's turns or feedback.
+"""
+# No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations at
+# runtime, and those of the message endpoint describe the limits from the closure's settings.
+import logging
+import mimetypes
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from sqlalchemy import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message as AsgiMessage
+
+from .catalog.browse import get_item
+from .catalog.info import catalog_info
+from .dialogue import SessionNotFound
+from .errors import UserError
+from .search import QueryError
+from .services import Services, ServiceUnavailable
+from .store.models import Item
+from .turn import Message
+from .uploads import UploadError, check_image, check_message, label, read_limited
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v1"
+INTERNAL_ERROR = "internal server error: the request could not be completed (the details are in the server log)"
+
+
+# -- response and request models (the OpenAPI document is generated from these) --------------------
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="what went wrong, for a person to read")
+
+
+class SessionCreated(BaseModel):
+    session_id: str = Field(description="an unguessable token; keep it private to the person chatting")
+
+
+class QuestionOut(BaseModel):
+    attribute: str
+    options: list[str] = Field(description="values to pick from; the last one is usually 'any'")
+    text: str = Field(description="the question as a sentence")
+
+
+class ItemCard(BaseModel):
+    id: str = Field(description="the catalog's id of the item (use it for feedback and /items)")
+    title: str
+    image_url: str | None = Field(description="relative URL of the item's picture, or null when it has none")
+    score: float
+    reason: str = Field(description="one line on why it is shown")
+
+
+class ReplyOut(BaseModel):
+    reply: str = Field(description="the assistant's answer as text")
+    action: Literal["ask", "recommend", "answer"]
+    question: QuestionOut | None = Field(description="the clarifying question when action is 'ask'")
+    items: list[ItemCard]
+    fallbacks: list[str] = Field(description="model-backed stages that fell back to the rules this turn")
+
+
+class ImageInfo(BaseModel):
+    width: int
+    height: int
+    sha1: str = Field(description="sha1 of the decoded RGB pixels (transparency on white)")
+
+
+class TurnOut(BaseModel):
+    number: int
+    text: str = Field(description="the text the person sent")
+    images: list[ImageInfo] = Field(description="the images that were read, in order")
+    reply: ReplyOut
+    latency_ms: float
+
+
+class SessionOut(BaseModel):
+    session_id: str
+    turns: list[TurnOut]
+    liked: list[str] = Field(description="catalog ids of the items liked so far")
+    disliked: list[str]
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str = Field(min_length=1, max_length=512, description="the catalog id, as in items[].id")
+    liked: StrictBool
+
+
+class Ok(BaseModel):
+    ok: Literal[True] = True
+
+
+class ItemOut(BaseModel):
+    id: str
+    title: str
+    description: str
+    attributes: dict[str, Any]
+    source: str
+    license: str
+    has_image: bool
+    image_url: str | None
+
+
+class IndexOut(BaseModel):
+    built: bool = Field(description="false: loaded from the on-disk cache")
+    reason: str
+    items: int
+    seconds: float
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"] = "ok"
+    catalog: str
+    ready: bool = Field(description="the models and the index are loaded: a chat turn will not wait for them")
+    index: IndexOut | None
+
+
+class CatalogOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    catalog: str
+    title: str
+    items: int
+    images: dict[str, Any]
+    attributes: list[dict[str, Any]]
+    sources: dict[str, int]
+    licenses: dict[str, int]
+
+
+def image_url(external_id: str, has_image: bool) -> str | None:
+    # Relative, so it works behind any host name or proxy prefix the page was loaded from;
+    # quoted, because catalog ids may hold characters that are special in a URL.
+    return f"{PREFIX}/items/{quote(external_id, safe='')}/image" if has_image else None
+
+
+def reply_out(data: dict[str, Any]) -> ReplyOut:
+    """:meth:`crs.turn.Reply.to_json` (fresh or as stored with a turn) in the API's shape: the
+    server-side image path becomes the item's image URL, never leaving the server."""
+    question = data.get("question")
+    return ReplyOut(
+        reply=data["reply"], action=data["action"],
+        question=QuestionOut(attribute=question["attribute"], options=list(question["options"]),
+                             text=question.get("text", "")) if question else None,
+        items=[ItemCard(id=i["id"], title=i["title"], image_url=image_url(i["id"], bool(i.get("image"))),
+                        score=i["score"], reason=i["reason"]) for i in data.get("items", [])],
+        fallbacks=list(data.get("fallbacks", [])))
+
+
+# -- errors and body limits, for every route of the router ------------------------------------------
+
+def error_response(exc: Exception, request: Request) -> Response:
+    """The JSON error for any exception an endpoint raised (see the module docstring)."""
+    if isinstance(exc, StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return JSONResponse({"detail": detail}, exc.status_code, headers=getattr(exc, "headers", None))
+    if isinstance(exc, RequestValidationError):
+        return JSONResponse({"detail": describe_validation(exc.errors())}, 422)
+    if isinstance(exc, UploadError):
+        return JSONResponse({"detail": str(exc)}, exc.status)
+    if isinstance(exc, SessionNotFound):
+        return JSONResponse({"detail": str(exc)}, 404)
+    if isinstance(exc, ServiceUnavailable):
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": f"the recommender is not available: {exc}"}, 503)
+    if isinstance(exc, QueryError):
+        return JSONResponse({"detail": str(exc)}, 422)
+    if isinstance(exc, UserError):
+        return JSONResponse({"detail": str(exc)}, 400)
+    log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": INTERNAL_ERROR}, 500)
+
+
+def describe_validation(errors: Any) -> str:
+    """FastAPI's list of validation errors as one line: ``liked: Input should be a valid boolean``."""
+    parts = []
+    for error in errors:
+        where = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        message = error.get("msg", "invalid")
+        if error.get("type") == "json_invalid":
+            message = f"invalid JSON: {error.get('ctx', {}).get('error', message)}"
+            where = []
+        parts.append(f"{'.'.join(where)}: {message}" if where else message)
+    return "; ".join(parts) or "invalid request"
+
+
+def _limited(request: Request, max_bytes: int) -> Request:
+    """The request with its body capped at ``max_bytes``: the declared length is checked at
+    once, the bytes actually received as they arrive (a client may lie or stream)."""
+    too_large = (f"request body too large: a message may carry at most {max_bytes:,} bytes "
+                 "(its images at their size limit, plus the text)")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise HTTPException(413, too_large)
+    received = 0
+    receive = request.receive
+
+    async def limited_receive() -> AsgiMessage:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_bytes:
+                raise HTTPException(413, too_large)
+        return message
+
+    return Request(request.scope, limited_receive)
+
+
+def _guarded_route(max_request_bytes: int) -> type[APIRoute]:
+    class GuardedRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+            handler = super().get_route_handler()
+
+            async def guarded(request: Request) -> Response:
+                try:
+                    return await handler(_limited(request, max_request_bytes))
+                except Exception as exc:  # every error leaves as JSON; see error_response
+                    return error_response(exc, request)
+
+            return guarded
+
+    return GuardedRoute
+
+
+# -- the router ------------------------------------------------------------------------------------------
+
+def build_router(services: Services) -> APIRouter:
+    limits = services.settings.uploads
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorOut, "description": text} for code, text in (
+            (422, "invalid request"), (500, "internal error (logged)"),
+            (503, "the catalog, models or index could not be opened"))}
+    router = APIRouter(prefix=PREFIX, route_class=_guarded_route(limits.max_request_bytes), responses=errors)
+    not_found = {404: {"model": ErrorOut, "description": "no such session or item"}}
+
+    @router.get("/health", response_model=HealthOut, tags=["service"])
+    def health() -> HealthOut:
+        status = services.index_status
+        index = IndexOut(built=status.built, reason=status.short_reason, items=status.items,
+                         seconds=round(status.seconds, 3)) if status else None
+        return HealthOut(catalog=services.catalog.name, ready=services.ready, index=index)
+
+    @router.get("/catalog", response_model=CatalogOut, tags=["service"])
+    def catalog_summary() -> dict[str, Any]:
+        return catalog_info(services.store, services.catalog)
+
+    @router.post("/sessions", response_model=SessionCreated, status_code=201, tags=["sessions"])
+    def create_session() -> SessionCreated:
+        return SessionCreated(session_id=services.dm.start({"client": "api"}))
+
+    @router.post("/sessions/{session_id}/messages", response_model=ReplyOut, tags=["sessions"], responses={
+        **not_found,
+        400: {"model": ErrorOut, "description": "an image is empty, truncated or corrupt"},
+        413: {"model": ErrorOut, "description": "an image has too many bytes or pixels (or is a decompression bomb)"},
+        415: {"model": ErrorOut, "description": "an upload is not a PNG, JPEG, WebP or GIF image"},
+        422: {"model": ErrorOut, "description": "too many images, text too long, or an empty message"}})
+    def post_message(
+        session_id: str,
+        text: Annotated[str, Form(description=f"the message (at most {limits.max_text_chars:,} characters)")] = "",
+        images: Annotated[list[UploadFile] | None, File(
+            description=f"pictures (PNG, JPEG, WebP, GIF; at most {limits.max_images} per message, "
+                        f"{limits.max_bytes:,} bytes and {limits.max_pixels:,} pixels each)")] = None,
+        images_brackets: Annotated[list[UploadFile] | None, File(
+            alias="images[]", description="the same, for clients that name the field images[]")] = None,
+    ) -> ReplyOut:
+        dm = services.dm
+        dm.belief(session_id)  # an unknown session is a 404 before any upload is looked at
+        # A browser's empty <input type=file> still sends one part with no name and no bytes.
+        uploads = [u for u in [*(images or []), *(images_brackets or [])] if u.filename or u.size]
+        check_message(text, len(uploads), limits)
+        checked = []
+        for number, upload in enumerate(uploads, start=1):
+            what = label(number, upload.filename)
+            checked.append(check_image(read_limited(upload.file, what, limits.max_bytes), what, limits))
+        reply = dm.respond(session_id, Message(text, tuple(c.image for c in checked)))
+        return reply_out(reply.to_json())
+
+    @router.get("/sessions/{session_id}", response_model=SessionOut, tags=["sessions"], responses=not_found)
+    def get_session(session_id: str) -> SessionOut:
+        dm = services.dm
+        turns = [TurnOut(number=t["number"], text=t["message"], latency_ms=t["latency_ms"] or 0.0,
+                         images=[ImageInfo(width=i["size"][0], height=i["size"][1], sha1=i["sha1"])
+                                 for i in t["images"] or []],
+                         reply=reply_out(t["reply"])) for t in dm.history(session_id)]
+        belief = dm.belief(session_id)
+        return SessionOut(session_id=session_id, turns=turns, liked=services.external_ids(belief.liked),
+                          disliked=services.external_ids(belief.disliked))
+
+    @router.post("/sessions/{session_id}/feedback", response_model=Ok, tags=["sessions"], responses=not_found)
+    def post_feedback(session_id: str, feedback: FeedbackIn) -> Ok:
+        dm = services.dm
+        dm.belief(session_id)
+        item_id = services.store_id(feedback.item_id)
+        if item_id is None:
+            raise QueryError(f"no item {feedback.item_id!r} in catalog {services.catalog.name!r}")
+        dm.feedback(session_id, item_id, feedback.liked)
+        return Ok()
+
+    # The image route comes first: with ids that may contain "/" ({item_id:path}), ".../image"
+    # must not be read as part of an id.
+    @router.get("/items/{item_id:path}/image", tags=["items"], response_class=FileResponse, responses={
+        **not_found, 200: {"content": {"image/*": {}}, "description": "the picture"},
+        307: {"description": "the picture is only known by its URL: go there"}})
+    def item_image(item_id: str) -> Response:
+        view = get_item(services.store, services.catalog, item_id)
+        if view is None:
+            raise HTTPException(404, f"no item {item_id!r} in catalog {services.catalog.name!r}")
+        if view.image_path is not None and view.image_path.is_file():  # served from the catalog's folder
+            media_type = mimetypes.guess_type(view.image_path.name)[0] or "application/octet-stream"
+            # Catalog pictures change only with the catalog: let browsers keep them for an hour.
+            return FileResponse(view.image_path, media_type=media_type,
+                                headers={"Cache-Control": "public, max-age=3600",
+                                         "X-Content-Type-Options": "nosniff"})
+        ref = remote_image(item_id)
+        if ref:
+            return RedirectResponse(ref, 307)
+        raise HTTPException(404, f"item {item_id!r} has no image")
+
+    @router.get("/items/{item_id:path}", response_model=ItemOut, tags=["items"], responses=not_found)
+    def item(item_id: str) -> ItemOut:
+        view = get_item(services.store, services.catalog, item_id)
+        if view is None:
+            raise HTTPException(404, f"no item {item_id!r} in catalog {services.catalog.name!r}")
+        return ItemOut(**view.to_json(), image_url=image_url(view.id, view.image_path is not None
+                                                             or bool(remote_image(item_id))))
+
+    def remote_image(item_id: str) -> str:
+        """The item's image URL when the catalog has it only by URL (ingested without fetching)."""
+        with services.store.session() as db:
+            ref = db.scalar(select(Item.image_ref).where(Item.catalog_id == services.catalog.id,
+                                                         Item.external_id == item_id)) or ""
+        return ref if ref.startswith(("http://", "https://")) else ""
+
+    return router

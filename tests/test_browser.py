@@ -1,0 +1,317 @@
+"""The web app in a real browser (Debian chromium driven by Playwright): the gradio chat page at
+"/", and the embeddable widget on a page served from another origin, allowed and refused by CORS.
+
+One app server (shapes catalog, fake embedder) serves every test in this file. Screenshots go
+to $CRS_SCREENSHOTS (default: a pytest temporary directory).
+"""
+from __future__ import annotations
+
+import re
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.browser_support import (ROOT, AppServer, StaticSite, app_server, free_port, ingest_shapes,
+                                   launch_chromium, require_chromium, screenshot_dir)
+from tests.shapes import COLOURS, SHAPES, STYLES
+
+if TYPE_CHECKING:  # playwright is imported in the fixtures, after the chromium check
+    from playwright.sync_api import Browser, Page
+
+pytestmark = pytest.mark.network
+
+WIDGET_TITLE = "Sticker shop assistant"
+DEMO_PAGE = ROOT / "assets" / "widget" / "demo.html"
+# Host page elements whose computed style must not change when the widget loads and runs.
+HOST_PROBES = ["body", "#shop-title", "#tagline", "#buy-1", ".product img", ".products", "#email"]
+HOST_PROPERTIES = ["font-family", "font-size", "line-height", "color", "background-color", "border-top-style",
+                   "border-top-width", "padding-top", "margin-top", "width", "height", "display", "transform"]
+
+
+def host_page(script_src: str | None, attributes: str = "") -> str:
+    """The demo host page (aggressive global CSS), with its widget script loaded from script_src
+    (None: no widget), extra `attributes` on the script tag."""
+    html = DEMO_PAGE.read_text()
+    tag = re.search(r"<script src=\"/widget\.js\".*?</script>", html, re.S)
+    assert tag, "demo.html no longer embeds /widget.js"
+    replacement = tag.group(0).replace('src="/widget.js"', f'src="{script_src}" {attributes}') if script_src else ""
+    return html.replace(tag.group(0), replacement)
+
+
+@pytest.fixture(scope="module")
+def sites() -> Iterator[dict[str, Any]]:
+    """Two "shops" on their own origins: one the app allows by CORS, one it does not."""
+    pages: dict[str, str] = {}
+    with StaticSite(pages) as allowed, StaticSite(pages) as refused:
+        yield {"allowed": allowed, "refused": refused, "pages": pages}
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory, sites: dict[str, Any]) -> Iterator[AppServer]:
+    require_chromium()  # no point starting a server for tests that will skip
+    home = tmp_path_factory.mktemp("browser_app")
+    db_url = f"sqlite:///{home / 'crs.db'}"
+    ingest_shapes(db_url, home / "shapes")
+    with app_server(catalog="shapes", db_url=db_url, home=home, embedder="fake",
+                    cors_origins=[sites["allowed"].origin]) as server:
+        sites["pages"]["/"] = host_page(f"{server.url}/widget.js")
+        sites["pages"]["/bare"] = host_page(None)
+        sites["pages"]["/dead"] = host_page(f"{server.url}/widget.js", f'data-api="http://127.0.0.1:{free_port()}"')
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1200, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return screenshot_dir(tmp_path_factory)
+
+
+def shape_image(app: AppServer, name: str) -> Path:
+    return app.log_path.parent / "shapes" / "images" / f"{name}.png"
+
+
+def latest_reply(page: Page) -> dict[str, int]:
+    """What the widget shows after the last user message: reply bubbles, option buttons, item cards."""
+    return page.evaluate("""() => {
+        const log = document.querySelector('crs-chat-widget').shadowRoot.querySelector('.log');
+        const nodes = [...log.children];
+        const after = nodes.slice(nodes.findLastIndex((n) => n.matches('.msg.user')) + 1);
+        const count = (sel) => after.reduce(
+            (n, node) => n + (node.matches(sel) ? 1 : node.querySelectorAll(sel).length), 0);
+        return {replies: count('.msg.bot:not(.typing)'), options: count('.option'), cards: count('.card'),
+                errors: count('.error')};
+    }""")
+
+
+def computed_styles(page: Page, selectors: list[str]) -> dict[str, dict[str, str]]:
+    return page.evaluate("""([selectors, properties]) => Object.fromEntries(selectors.map((s) => {
+        const style = getComputedStyle(document.querySelector(s));
+        return [s, Object.fromEntries(properties.map((p) => [p, style.getPropertyValue(p)]))];
+    }))""", [selectors, HOST_PROPERTIES])
+
+
+# ---- (a) the gradio chat page at "/" -----------------------------------------------------------
+
+# The page sets no elem_id on these, so they are found by what gradio renders: the multimodal
+# textbox's own class and test ids, the chat log's role, and option buttons by their names (the
+# shapes catalog's attribute values, or "any").
+OPTION_NAMES = re.compile(r"^(%s|any)$" % "|".join(SHAPES + tuple(COLOURS) + STYLES))
+
+
+def test_chat_page_takes_an_image_shows_items_and_offers_options(app: AppServer, page: Page, shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{app.url}/")
+    composer = page.locator(".multimodal-textbox")
+    expect(composer.locator("textarea")).to_be_visible()
+    log = page.get_by_role("log", name="chatbot conversation")
+
+    # An image turn: upload through the chat's file input, submit, see the items as a gallery.
+    composer.locator("input[type=file]").set_input_files(shape_image(app, "blue-circle-flat"))
+    expect(composer.locator("img")).to_have_count(1)  # the upload's preview in the box
+    composer.get_by_role("button", name="Submit").click()
+    expect(log.locator("[data-testid=user] img")).to_have_count(1)
+    cards = log.locator("[data-testid=bot] .gallery-item img")
+    expect(cards.first).to_be_visible()
+    page.wait_for_function("""() => {
+        const imgs = [...document.querySelectorAll('[data-testid=bot] .gallery-item img')];
+        return imgs.length > 0 && imgs.every((img) => img.complete && img.naturalWidth > 0);
+    }""")
+    titles = [cards.nth(i).get_attribute("alt") for i in range(cards.count())]
+    assert titles[0].startswith("1. "), titles
+
+    # A text turn that asks: the question's options become buttons; clicking one answers it.
+    composer.locator("textarea").fill("help me find something")
+    composer.locator("textarea").press("Enter")
+    expect(log.locator("[data-testid=user]").last).to_have_text("help me find something")
+    options = page.get_by_role("button", name=OPTION_NAMES)
+    expect(options.first).to_be_visible()
+    option = options.first.inner_text().strip()
+    bot_messages = log.locator("[data-testid=bot]").count()
+    options.first.click()
+    expect(log.locator("[data-testid=user]").last).to_have_text(option)
+    expect(log.locator("[data-testid=bot]")).not_to_have_count(bot_messages)
+    expect(page.locator(".toast-body")).to_have_count(0)  # gradio shows errors as toasts
+    page.wait_for_timeout(300)  # let the last message settle before the picture
+    page.screenshot(path=str(shots / "gradio-chat.png"), full_page=True)
+
+
+# ---- (b) the widget on another origin, allowed by CORS ------------------------------------------
+
+def test_widget_on_another_origin_asks_recommends_and_takes_feedback(app: AppServer, sites: dict[str, Any],
+                                                                     page: Page, shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    with urllib.request.urlopen(f"{app.url}/widget.js", timeout=10) as response:
+        assert "javascript" in response.headers["Content-Type"]
+
+    shop = sites["allowed"].origin
+    page.goto(f"{shop}/bare")
+    host_before = computed_styles(page, HOST_PROBES)
+
+    page.goto(f"{shop}/")
+    launcher = page.get_by_role("button", name=f"Open chat: {WIDGET_TITLE}")
+    launcher.click()
+    panel = page.get_by_role("dialog", name=WIDGET_TITLE)
+    expect(panel).to_be_visible()
+    expect(page.get_by_role("textbox", name="Message")).to_be_focused()
+
+    # A text turn: the assistant asks, with its options as buttons.
+    page.get_by_role("textbox", name="Message").fill("I would like a sticker")
+    page.keyboard.press("Enter")
+    options = panel.locator(".option")
+    expect(options.first).to_be_visible()
+    option = options.first.inner_text()
+    options.first.click()
+    expect(panel.locator(".msg.user").last).to_have_text(option)
+    expect(panel.locator(".typing")).to_have_count(0)
+
+    # An image turn: attach through the file picker and send; answer what it asks until it shows items.
+    page.locator("crs-chat-widget input[type=file]").set_input_files(shape_image(app, "blue-circle-flat"))
+    expect(panel.locator(".chip img")).to_have_count(1)
+    page.get_by_role("button", name="Send").click()
+    expect(panel.locator(".msg.user").last.locator("img")).to_have_count(1)
+    for _ in range(3):
+        expect(panel.locator(".typing")).to_have_count(0)
+        latest = latest_reply(page)
+        if latest["cards"] or not latest["options"]:
+            break
+        panel.locator(".option:not([disabled])").first.click()
+    assert latest_reply(page)["cards"] >= 1, f"no item cards after the image turn: {latest_reply(page)}"
+    cards = panel.locator(".cards").last.locator(".card")
+    first = cards.first
+    expect(first.locator(".name")).not_to_be_empty()
+    expect(first.locator(".reason")).not_to_be_empty()
+    page.wait_for_function("""() => [...document.querySelector('crs-chat-widget').shadowRoot
+        .querySelectorAll('.card img')].every((img) => img.complete && img.naturalWidth > 0)""")
+
+    # Like the first item: the feedback endpoint answers ok, the button shows it.
+    with page.expect_response(lambda r: r.url.endswith("/feedback") and r.request.method == "POST") as feedback:
+        first.get_by_role("button", name=re.compile(r"^Like ")).click()
+    assert feedback.value.ok and feedback.value.json() == {"ok": True}
+    expect(first.get_by_role("button", name=re.compile(r"^Like "))).to_have_attribute("aria-pressed", "true")
+    expect(panel.locator(".error")).to_have_count(0)
+
+    # The widget's own look survives the host's global button/img/div/input rules.
+    looks = page.evaluate("""() => {
+        const root = document.querySelector('crs-chat-widget').shadowRoot;
+        const style = (sel) => getComputedStyle(root.querySelector(sel));
+        return {launcherRadius: style('.launcher').borderRadius, launcherBg: style('.launcher').backgroundColor,
+                launcherWidth: style('.launcher').width, sendBorder: style('.send').borderTopStyle,
+                sendTransform: style('.send').transform, cardImgWidth: style('.card img').width,
+                cardImgRadius: style('.card img').borderTopLeftRadius, iconDisplay: style('.send svg').display,
+                font: style('.root').fontFamily, inputBorder: style('.input').borderTopStyle,
+                panelDisplay: style('.panel').display, logFontSize: style('.log').fontSize};
+    }""")
+    assert looks["launcherRadius"] == "50%" and looks["launcherBg"] == "rgb(59, 91, 219)"  # data-color #3b5bdb
+    assert looks["launcherWidth"] == "56px"
+    assert looks["sendBorder"] != "dashed" and looks["sendTransform"] == "none"
+    assert looks["cardImgWidth"] != "200px" and looks["cardImgRadius"] == "0px"
+    assert looks["iconDisplay"] != "none" and looks["panelDisplay"] == "flex"
+    assert "Georgia" not in looks["font"] and looks["inputBorder"] == "solid" and looks["logFontSize"] == "14px"
+    page.screenshot(path=str(shots / "widget.png"))
+
+    # ...and the host page looks exactly as it did without the widget.
+    assert computed_styles(page, HOST_PROBES) == host_before
+
+    # Escape closes the panel and gives focus back to the launcher.
+    page.get_by_role("textbox", name="Message").focus()
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+    expect(launcher).to_be_focused()
+
+    # A reload continues the same session (sessionStorage), re-rendered from GET /sessions/{id}.
+    turns = page.locator("crs-chat-widget .msg.user").count()
+    assert turns >= 3
+    page.reload()
+    page.evaluate("window.CRSWidget.open()")
+    expect(page.get_by_role("dialog", name=WIDGET_TITLE).locator(".msg.user")).to_have_count(turns)
+    restored = page.locator("crs-chat-widget .cards").last.locator(".card").first
+    expect(restored.locator(".like")).to_have_attribute("aria-pressed", "true")  # the like, from the server
+
+    # "Start over" forgets it.
+    page.get_by_role("button", name="Start over").click()
+    expect(page.locator("crs-chat-widget .msg.user")).to_have_count(0)
+    assert page.evaluate("Object.keys(sessionStorage).filter((k) => k.startsWith('crs-widget:')).length") == 0
+
+
+# ---- (c) the widget on an origin the app does not allow ------------------------------------------
+
+def test_widget_on_a_refused_origin_says_so_in_the_panel(app: AppServer, sites: dict[str, Any], page: Page,
+                                                         shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    refused = sites["refused"].origin
+    page.goto(f"{refused}/")
+    page.get_by_role("button", name=f"Open chat: {WIDGET_TITLE}").click()
+    page.get_by_role("textbox", name="Message").fill("hello")
+    page.keyboard.press("Enter")
+    error = page.get_by_role("dialog", name=WIDGET_TITLE).get_by_role("alert")
+    expect(error).to_contain_text(f"This site ({refused}) is not allowed to use the assistant at {app.url}")
+    expect(error).to_contain_text(f"CORS allow-list (app.py --cors-origin {refused})")
+    page.screenshot(path=str(shots / "widget-refused-origin.png"))
+
+    # A server that is not there at all reads differently.
+    page.goto(f"{sites['allowed'].origin}/dead")
+    page.get_by_role("button", name=f"Open chat: {WIDGET_TITLE}").click()
+    page.get_by_role("textbox", name="Message").fill("hello")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("Cannot reach the assistant at http://127.0.0.1:")
+
+
+# ---- the demo page, same origin: pasted and dropped images ---------------------------------------
+
+def test_widget_demo_page_takes_pasted_and_dropped_images(app: AppServer, page: Page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{app.url}/widget-demo")
+    page.get_by_role("button", name=f"Open chat: {WIDGET_TITLE}").click()
+    panel = page.get_by_role("dialog", name=WIDGET_TITLE)
+    png = list(shape_image(app, "red-star-flat").read_bytes())
+    # Synthetic clipboard and drop events carrying a real PNG file, as a browser builds them.
+    page.evaluate("""(bytes) => {
+        const root = document.querySelector('crs-chat-widget').shadowRoot;
+        const transfer = () => {
+            const data = new DataTransfer();
+            data.items.add(new File([new Uint8Array(bytes)], 'star.png', {type: 'image/png'}));
+            return data;
+        };
+        root.querySelector('.input').dispatchEvent(
+            new ClipboardEvent('paste', {clipboardData: transfer(), bubbles: true, cancelable: true}));
+        root.querySelector('.panel').dispatchEvent(
+            new DragEvent('drop', {dataTransfer: transfer(), bubbles: true, cancelable: true}));
+    }""", png)
+    expect(panel.locator(".chip")).to_have_count(2)
+    panel.get_by_role("button", name="Remove star.png").first.click()
+    expect(panel.locator(".chip")).to_have_count(1)
+    panel.get_by_role("button", name="Send").click()
+    expect(panel.locator(".msg.user img")).to_have_count(1)
+    expect(panel.locator(".typing")).to_have_count(0)
+    latest = latest_reply(page)
+    assert latest["replies"] == 1 and latest["errors"] == 0, latest
+    assert latest["cards"] or latest["options"], latest

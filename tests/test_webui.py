@@ -1,0 +1,219 @@
+"""The chat page's handlers, called directly on the shapes catalog with the fake embedder.
+
+:class:`webui.session.ChatTabs` holds what the page does; :func:`webui.chat.render` turns its
+state into component values. Both are driven here without a browser or a server.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pytest
+
+from crs.critique import CritiqueParser, ParseContext
+from crs.dialogue import DialogueManager
+from crs.errors import StageFailure
+from crs.services import Services, Settings
+from crs.turn import Critique
+from webui.cards import PLACEHOLDER_IMAGE, catalog_image, reply_for_clients
+from webui.chat import MAX_ITEMS, MAX_OPTIONS, build_chat_ui, messages, render
+from webui.session import ChatTabs, TabState
+
+
+@pytest.fixture
+def services(shapes_catalog) -> Services:
+    store, _ = shapes_catalog
+    return Services(Settings(db_url=store.url, catalog="shapes", embedder="fake"))
+
+
+@pytest.fixture
+def tabs(services: Services) -> ChatTabs:
+    return ChatTabs(lambda: services.dm, services.settings.uploads)
+
+
+def image_of(services: Services, external_id: str) -> str:
+    from retrieval.multimodal import ScoredItem
+
+    store_id = services.searcher.item_ids([external_id])[0]
+    return services.searcher.hits([ScoredItem(store_id, 0.0)])[0].image
+
+
+def rendered(state: TabState) -> dict[str, Any]:
+    """render()'s flat list, by meaning (its order is Page.outputs())."""
+    values = render(state)
+    options = values[5:5 + MAX_OPTIONS]
+    slots = values[6 + MAX_OPTIONS:]
+    assert len(slots) == 4 * MAX_ITEMS
+    return {"state": values[0], "session_id": values[1], "chat": values[2], "note": values[3],
+            "options_row": values[4], "options": options, "rate_panel": values[5 + MAX_OPTIONS],
+            "cards": [slots[i:i + 4] for i in range(0, len(slots), 4)]}
+
+
+def gallery_of(message: dict[str, Any]) -> gr.Gallery | None:
+    return next((part for part in message["content"] if isinstance(part, gr.Gallery)), None)
+
+
+def test_a_text_turn_renders_the_question_as_option_buttons(tabs: ChatTabs) -> None:
+    state = tabs.send(TabState(), "a sticker")
+    assert state.session_id and len(state.turns) == 1
+    assert state.options[-1] == "any" and len(state.options) >= 2
+    view = rendered(state)
+    assert view["session_id"] == state.session_id
+    assert view["options_row"].visible is True
+    shown = [b for b in view["options"] if b.visible]
+    assert [b.value for b in shown] == state.options
+    assert view["rate_panel"].visible is False  # nothing shown yet, nothing to rate
+    user, assistant = view["chat"]
+    assert user == {"role": "user", "content": ["a sticker"]}
+    assert assistant["content"][0].startswith("Which") and gallery_of(assistant) is None
+
+
+def test_clicking_an_option_sends_it_as_the_message(tabs: ChatTabs, services: Services) -> None:
+    state = tabs.send(TabState(), "a sticker")
+    option = state.options[0]
+    after = tabs.pick(state, 0)
+    assert after.session_id == state.session_id
+    assert [t["message"] for t in services.dm.history(state.session_id)] == ["a sticker", option]
+    assert after.turns[-1].text == option
+    # A button left over from an older question does nothing but say so.
+    stale = tabs.pick(after, MAX_OPTIONS - 1)
+    assert stale.turns == after.turns and "no longer open" in stale.note
+
+
+def test_an_image_upload_gives_item_cards_with_images_titles_and_reasons(tabs: ChatTabs, services: Services) -> None:
+    image = image_of(services, "blue-square-flat")
+    state = tabs.send(TabState(), "", [image])
+    reply = state.turns[-1].reply
+    assert reply["action"] == "recommend" and reply["items"]
+    assert reply["items"][0]["id"] == "blue-square-flat"  # its own picture ranks first
+    user, assistant = messages(state)
+    assert {"path": image} in user["content"]
+    gallery = gallery_of(assistant)
+    assert gallery is not None
+    pictures = [Path(entry[0]) for entry in gallery.constructor_args["value"]]
+    assert pictures == [Path(i["image"]).resolve() for i in reply["items"]]
+    assert all(p.is_file() for p in pictures)
+    assert gallery.constructor_args["value"][0][1] == "1. Blue square"
+    for item in reply["items"]:
+        assert f"**{item['title']}** \u2014 {item['reason']}" in assistant["content"][0]
+    view = rendered(state)
+    assert view["rate_panel"].visible is True and view["options_row"].visible is False
+    visible = [card for card in view["cards"] if card[0].visible]
+    assert len(visible) == len(reply["items"]) and visible[0][1] == "**1.** Blue square"
+
+
+def test_like_and_dislike_reach_the_dialogue_manager(tabs: ChatTabs, services: Services) -> None:
+    state = tabs.send(TabState(), "", [image_of(services, "blue-square-flat")])
+    first, second = state.shown[0], state.shown[1]
+    liked = tabs.rate(state, 0, True)
+    both = tabs.rate(liked, 1, False)
+    belief = services.dm.belief(state.session_id)
+    assert first.item_id in belief.liked and second.item_id in belief.disliked
+    assert both.ratings == {first.item_id: True, second.item_id: False}
+    assert "Blue square" in liked.note
+    cards = rendered(both)["cards"]
+    assert cards[0][2].variant == "primary" and cards[1][3].variant == "stop"
+    assert cards[2][2].variant == cards[2][3].variant == "secondary"
+    # The next turn's query uses them: the disliked item is not shown again.
+    after = tabs.send(both, "more like the one I liked")
+    assert second.id not in [i["id"] for t in after.turns[-1:] for i in t.reply["items"]]
+    assert "no such item" in tabs.rate(both, MAX_ITEMS, True).note.lower()
+
+
+def test_start_over_gives_a_new_session(tabs: ChatTabs, services: Services) -> None:
+    state = tabs.send(TabState(), "a sticker")
+    fresh = tabs.start_over(state)
+    assert fresh == TabState() and rendered(fresh)["chat"] == [] and rendered(fresh)["session_id"] == ""
+    again = tabs.send(fresh, "a star")
+    assert again.session_id and again.session_id != state.session_id and len(again.turns) == 1
+    assert [t["message"] for t in services.dm.history(state.session_id)] == ["a sticker"]  # the old one is kept
+
+
+def test_resume_from_a_stored_session_id_re_renders_the_history(tabs: ChatTabs, services: Services) -> None:
+    state = tabs.send(TabState(), "", [image_of(services, "red-star-flat")])
+    state = tabs.send(state, "a sticker")
+    # A reload: a new tab state, a new ChatTabs (as after a server restart), the same store.
+    resumed = ChatTabs(lambda: services.dm).resume(state.session_id)
+    assert resumed.session_id == state.session_id
+    assert [t.reply for t in resumed.turns] == [t.reply for t in state.turns]
+    assert resumed.shown == state.shown and resumed.options == state.options
+    user = messages(resumed)[0]
+    assert user["content"] == ["*(1 picture)*"]  # the upload itself is not stored, only that it was there
+    assert gallery_of(messages(resumed)[1]) is not None
+    # Feedback works on the resumed tab, against the same session, and shows after the next reload.
+    tabs.rate(resumed, 1, False)
+    assert resumed.shown[1].item_id in services.dm.belief(state.session_id).disliked
+    assert tabs.resume(state.session_id).ratings == {resumed.shown[1].item_id: False}
+
+
+@pytest.mark.parametrize("stored", ["", "no-such-session"])
+def test_an_unknown_or_missing_session_id_starts_afresh(tabs: ChatTabs, stored: str) -> None:
+    state = tabs.resume(stored)
+    assert state.session_id == "" and state.turns == ()
+    assert ("no longer stored" in state.note) == bool(stored)
+    assert tabs.send(state, "a sticker").session_id
+
+
+def test_a_fallback_to_rules_is_noted_in_the_reply(services: Services) -> None:
+    class BrokenParser(CritiqueParser):
+        def parse(self, text: str, context: ParseContext) -> Critique:
+            raise StageFailure("the model timed out")
+
+    dm = DialogueManager(services.store, services.searcher, parser=BrokenParser())
+    tabs = ChatTabs(lambda: dm)
+    state = tabs.send(TabState(), "a red star")
+    assert state.turns[-1].reply["fallbacks"]
+    text = messages(state)[1]["content"][0]
+    assert "fell back to the built-in rules" in text and "timed out" in text
+    plain = ChatTabs(lambda: services.dm).send(TabState(), "a red star")
+    assert "fell back" not in messages(plain)[1]["content"][0]
+
+
+def test_bad_uploads_are_refused_with_the_reason_and_no_turn(tabs: ChatTabs, tmp_path: Path) -> None:
+    fake = tmp_path / "cat.png"
+    fake.write_text("not a picture")
+    state = tabs.send(TabState(), "like this", [str(fake)])
+    assert state.turns == () and state.session_id == ""
+    assert "not a PNG" in state.note and "cat.png" in state.note
+    assert "empty message" in tabs.send(state, "   ").note
+
+
+def test_examples_come_from_the_loaded_catalog_and_start_a_conversation(tabs: ChatTabs) -> None:
+    examples = tabs.examples()
+    assert len(examples) >= 3 and len({e.text for e in examples}) == len(examples)
+    with_image = [e for e in examples if e.image]
+    assert len(with_image) == 1 and Path(with_image[0].image).is_file()
+    assert with_image[0].text.startswith("like this but ")
+    state = tabs.run_example(TabState(), examples.index(with_image[0]))
+    assert state.turns[0].text == with_image[0].text and state.turns[0].image_count == 1
+    assert state.turns[0].reply["action"] in ("ask", "recommend")
+    for index in range(len(examples)):
+        assert tabs.run_example(TabState(), index).turns[0].reply["reply"]
+    # On load they go into the empty chat, the picture as the example's icon.
+    chat = render(TabState(), examples)[2]
+    assert isinstance(chat, gr.Chatbot) and chat.value == []
+    assert [e["text"] for e in chat.examples] == [e.text for e in examples]
+    assert [bool(e.get("icon")) for e in chat.examples] == [bool(e.image) for e in examples]
+
+
+def test_images_that_cannot_be_served_show_a_placeholder(tmp_path: Path) -> None:
+    assert catalog_image(str(tmp_path / "missing.png")) == str(PLACEHOLDER_IMAGE)
+    assert catalog_image("") == str(PLACEHOLDER_IMAGE)
+    assert catalog_image("https://example.org/a.png") == "https://example.org/a.png"
+
+
+def test_client_json_has_image_urls_not_server_paths() -> None:
+    reply = {"reply": "Here", "action": "recommend", "question": None, "fallbacks": [],
+             "items": [{"id": "a b", "title": "A", "image": "/srv/secret/a.png", "score": 1.0, "reason": "r"}]}
+    out = reply_for_clients(reply, "s1")
+    assert out["session_id"] == "s1" and out["action"] == "recommend"
+    assert out["items"] == [{"id": "a b", "title": "A", "score": 1.0, "reason": "r",
+                             "image_url": "/api/v1/items/a%20b/image"}]
+
+
+def test_only_the_client_api_is_public(services: Services) -> None:
+    ui = build_chat_ui(services)
+    public = {fn.api_name for fn in ui.fns.values() if fn.api_visibility == "public"}
+    assert public == {"respond", "start", "feedback", "history"}
+    assert "dm" not in services._opened  # building the page opened nothing

@@ -1,0 +1,282 @@
+"""One browser tab's conversation, and the handlers that move it on.
+
+A tab holds a :class:`TabState`: the dialogue session id and the turns shown so far. Every
+handler takes a state and returns a new one; :mod:`webui.chat` turns the state into components.
+Keeping the handlers free of gradio components lets tests drive the page without a browser.
+
+The dialogue session is created on the first message, not when the page opens, so a page view
+alone stores nothing. The page keeps the id in the tab's ``sessionStorage`` and hands it to
+:meth:`ChatTabs.resume` on load, which re-reads the turns from the store.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from crs.dialogue import DialogueManager, SessionNotFound
+from crs.errors import UserError
+from crs.facts import AttributeInfo, CatalogFacts
+from crs.search import QueryError
+from crs.turn import Message
+from crs.uploads import UploadError, UploadLimits, check_image, check_message, label, read_limited
+from retrieval.multimodal import ScoredItem
+
+from .cards import reply_for_clients
+
+WEB_CLIENT = {"client": "web"}  # stored with each session: where the conversation came from
+
+
+@dataclass(frozen=True)
+class Turn:
+    text: str
+    images: tuple[str, ...]  # uploaded files, shown again while the tab lives
+    image_count: int  # pictures sent; after a reload only their number is known
+    reply: dict[str, Any]  # Reply.to_json(), as the store keeps it
+
+
+@dataclass(frozen=True)
+class ShownItem:
+    id: str  # the catalog's id
+    item_id: int  # the store's id, for DialogueManager.feedback
+    title: str
+
+
+@dataclass(frozen=True)
+class TabState:
+    session_id: str = ""  # "" until the first message
+    turns: tuple[Turn, ...] = ()
+    shown: tuple[ShownItem, ...] = ()  # the items last shown: what like and dislike refer to
+    ratings: dict[int, bool] = field(default_factory=dict)  # store id -> liked, for `shown`
+    note: str = ""  # a line under the chat: feedback noted, a problem with the last action
+
+    @property
+    def options(self) -> list[str]:
+        """The pending question's options (empty unless the last reply asked)."""
+        if not self.turns:
+            return []
+        reply = self.turns[-1].reply
+        question = reply.get("question")
+        return list(question["options"]) if reply.get("action") == "ask" and question else []
+
+
+@dataclass(frozen=True)
+class Example:
+    """A clickable conversation start, built from the loaded catalog."""
+
+    text: str
+    image: str = ""  # a catalog image path, or "" for a text-only start
+
+
+class ChatTabs:
+    """The page's handlers over one dialogue manager (opened on first use: see ``dm``)."""
+
+    def __init__(self, dm: Callable[[], DialogueManager], limits: UploadLimits | None = None) -> None:
+        self._dm = dm
+        self.limits = limits or UploadLimits()
+        self._examples: list[Example] | None = None
+
+    @property
+    def dm(self) -> DialogueManager:
+        return self._dm()
+
+    # -- sessions ------------------------------------------------------------------------------------
+
+    def resume(self, stored_id: str | None) -> TabState:
+        """The tab's conversation after a reload; a fresh one for no id or an unknown or expired one."""
+        if not stored_id:
+            return TabState()
+        try:
+            history = self.dm.history(stored_id)
+        except SessionNotFound:
+            return TabState(note="Your earlier conversation is no longer stored; this is a new one.")
+        turns = tuple(Turn(t["message"], (), len(t["images"]), t["reply"]) for t in history)
+        shown = self._shown(next((t.reply["items"] for t in reversed(turns) if t.reply.get("items")), []))
+        belief = self.dm.belief(stored_id)
+        ratings = {i.item_id: i.item_id in belief.liked for i in shown
+                   if i.item_id in belief.liked or i.item_id in belief.disliked}
+        return TabState(stored_id, turns, shown, ratings)
+
+    def start_over(self, state: TabState) -> TabState:
+        # The old session stays stored (history, evaluation); the tab simply stops using it.
+        return TabState()
+
+    # -- turns ---------------------------------------------------------------------------------------
+
+    def send(self, state: TabState, text: str, images: list[str] | tuple[str, ...] = ()) -> TabState:
+        """One message: the reply is appended, the shown items and ratings follow it."""
+        text, images = text.strip(), tuple(images)
+        try:
+            decoded = checked_images(text, images, self.limits)
+        except UploadError as exc:  # the person's upload or text: say so, keep the conversation
+            return replace(state, note=f"\u26a0\ufe0f {exc}")
+        same = bool(state.session_id) and self._exists(state.session_id)
+        note = "" if same or not state.session_id else \
+            "Your earlier conversation is no longer stored; this is a new one."
+        session_id = state.session_id if same else self.dm.start(WEB_CLIENT)
+        reply = self.dm.respond(session_id, Message(text, decoded))
+        turns = (state.turns if same else ()) + (Turn(text, images, len(images), reply.to_json()),)
+        if reply.items:
+            return TabState(session_id, turns, tuple(ShownItem(i.id, i.item_id, i.title) for i in reply.items),
+                            {}, note)
+        if same:  # an ask turn: what was shown before can still be rated
+            return TabState(session_id, turns, state.shown, state.ratings, note)
+        return TabState(session_id, turns, note=note)
+
+    def pick(self, state: TabState, index: int) -> TabState:
+        """A click on the question's ``index``-th option: that option is the message."""
+        options = state.options
+        if not 0 <= index < len(options):  # a stale button from an older question
+            return replace(state, note="That question is no longer open.")
+        return self.send(state, options[index])
+
+    def rate(self, state: TabState, index: int, liked: bool) -> TabState:
+        """Like or dislike the ``index``-th shown item; it counts from the next message."""
+        if not state.session_id or not 0 <= index < len(state.shown):
+            return replace(state, note="There is no such item to rate.")
+        item = state.shown[index]
+        try:
+            self.dm.feedback(state.session_id, item.item_id, liked)
+        except UserError as exc:  # the session or the item is gone from the store
+            return replace(state, note=f"Could not note that: {exc}")
+        verdict = "like" if liked else "do not like"
+        return replace(state, ratings={**state.ratings, item.item_id: liked},
+                       note=f"Noted: you {verdict} \u201c{item.title}\u201d (it counts from your next message).")
+
+    def run_example(self, state: TabState, index: int) -> TabState:
+        examples = self.examples()
+        if not 0 <= index < len(examples):
+            return replace(state, note="No such example.")
+        example = examples[index]
+        return self.send(state, example.text, (example.image,) if example.image else ())
+
+    # -- examples ------------------------------------------------------------------------------------
+
+    def examples(self) -> list[Example]:
+        """Starts that work on the loaded catalog: a picture of one of its items with a change
+        of style, a title, a value to browse by, and an open request that makes it ask."""
+        if self._examples is None:
+            self._examples = catalog_examples(self.dm)
+        return self._examples
+
+    # -- pieces --------------------------------------------------------------------------------------
+
+    def _exists(self, session_id: str) -> bool:
+        try:
+            self.dm.belief(session_id)
+        except SessionNotFound:  # removed from the store while the tab was open
+            return False
+        return True
+
+    def _shown(self, items: list[dict[str, Any]]) -> tuple[ShownItem, ...]:
+        try:
+            store_ids = self.dm.searcher.item_ids([i["id"] for i in items])
+        except QueryError:  # the catalog was re-ingested without some of them: nothing to rate
+            return ()
+        return tuple(ShownItem(i["id"], s, i["title"]) for i, s in zip(items, store_ids))
+
+
+class ClientApi:
+    """The page's API for programs (``gradio_client``, ``@gradio/client``): the session id is
+    explicit, and replies come back as JSON, since a gallery inside a chat message reaches a
+    client as an unusable string. Problems a caller caused raise ``gr.Error`` with the reason."""
+
+    def __init__(self, dm: Callable[[], DialogueManager], limits: UploadLimits | None = None) -> None:
+        self._dm = dm
+        self.limits = limits or UploadLimits()
+
+    def start(self) -> str:
+        """Start a conversation; returns its session id."""
+        return self._dm().start(WEB_CLIENT)
+
+    def respond(self, session_id: str, text: str, image: str | None) -> dict[str, Any]:
+        """Send a message (text and/or one image) in a session ("" starts one); returns the reply
+        JSON with ``session_id``, ``action``, ``question`` and ``items`` (``image_url`` each)."""
+        text = (text or "").strip()
+        dm = self._dm()
+        try:
+            images = checked_images(text, (image,) if image else (), self.limits)
+            session_id = session_id or dm.start(WEB_CLIENT)
+            reply = dm.respond(session_id, Message(text, images))
+        except UserError as exc:  # a bad upload, an unknown session id
+            raise gr.Error(str(exc)) from None
+        return reply_for_clients(reply.to_json(), session_id)
+
+    def feedback(self, session_id: str, item_id: str, liked: bool) -> dict[str, Any]:
+        """Like (liked=true) or dislike an item by its catalog id; it counts from the next message."""
+        dm = self._dm()
+        try:
+            dm.feedback(session_id, dm.searcher.item_ids([item_id])[0], liked)
+        except UserError as exc:  # an unknown session or item
+            raise gr.Error(str(exc)) from None
+        return {"session_id": session_id, "item_id": item_id, "liked": liked}
+
+    def history(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's turns, oldest first: each message and the reply JSON."""
+        try:
+            turns = self._dm().history(session_id)
+        except UserError as exc:
+            raise gr.Error(str(exc)) from None
+        return [{"number": t["number"], "message": t["message"], "images": len(t["images"]),
+                 **reply_for_clients(t["reply"], session_id)} for t in turns]
+
+
+def checked_images(text: str, paths: tuple[str, ...], limits: UploadLimits) -> tuple[Image.Image, ...]:
+    """The uploads decoded, under the same rules as the JSON API's (size, pixels, format by content)."""
+    check_message(text, len(paths), limits)
+    images = []
+    for number, path in enumerate(paths, start=1):
+        with open(path, "rb") as file:
+            data = read_limited(file, label(number, Path(path).name), limits.max_bytes)
+        images.append(check_image(data, label(number, Path(path).name), limits).image)
+    return tuple(images)
+
+
+SAMPLE = 40  # items looked at for examples: spread over the catalog, cheap on any size
+MODIFIER_NAMES = ("style", "material", "finish", "pattern")  # what "like this but ..." usually changes
+
+
+def catalog_examples(dm: DialogueManager) -> list[Example]:
+    facts = dm.facts
+    if len(facts.ids) == 0:
+        return []
+    step = max(1, len(facts.ids) // SAMPLE)
+    hits = dm.searcher.hits([ScoredItem(int(i), 0.0) for i in facts.ids[::step][:SAMPLE]])
+    examples = []
+    modifier = _modifier(facts)
+    if modifier is not None:
+        # An item with the first value, asked for in a middle one: "flat" -> "3d" on the demo
+        # catalog's styles, "flat" -> "outline" on the test shapes.
+        first, wanted = modifier.values[0], modifier.values[len(modifier.values) // 2]
+        pictures = [h for h in hits
+                    if h.attributes.get(modifier.name) not in (None, wanted) and _is_local_file(h.image)]
+        picture = next((h for h in pictures if h.attributes.get(modifier.name) == first), (pictures or [None])[0])
+        if picture is not None:
+            examples.append(Example(f"like this but in {wanted}", picture.image))
+    # A plain name reads like something a person would type ("a flying disc"), a code-like
+    # title does not ("31-point star, step 5"): prefer titles of one to three plain words.
+    plain = [h.title.strip() for h in hits if re.fullmatch(r"[^\W\d_]+( [^\W\d_]+){0,2}", h.title.strip())]
+    title = (plain or [h.title.strip() for h in hits])[len(plain or hits) // 2].lower()
+    if title:
+        examples.append(Example(title if title.startswith(("a ", "an ", "the ")) else f"a {title}"))
+    if modifier is not None:
+        examples.append(Example(f"show me {modifier.values[-1]} ones"))
+    examples.append(Example("help me find something"))
+    return examples
+
+
+def _modifier(facts: CatalogFacts) -> AttributeInfo | None:
+    """The attribute a "like this but ..." example changes: a look-and-feel attribute by its
+    usual name if the catalog has one, else the askable categorical one with the fewest values."""
+    candidates = [a for a in facts.askable() if a.kind == "categorical" and len(a.values) > 1]
+    named = [a for name in MODIFIER_NAMES for a in candidates if a.name.lower() == name]
+    return (named or sorted(candidates, key=lambda a: len(a.values)) or [None])[0]
+
+
+def _is_local_file(image: str) -> bool:
+    return bool(image) and not image.startswith(("http://", "https://")) and Path(image).is_file()
