@@ -1,0 +1,91 @@
+"""One simulated conversation, through the dialogue manager's public methods only.
+
+The loop: the simulator opens (``respond(None)``), the dialogue manager replies, the simulator
+answers the reply, and so on. It stops at success (the target among the items a reply shows,
+``Reply.items[*].item_id``), after ``max_turns`` replies, or when the simulator gives up (its
+goodbye is not sent). A turn is one message and its reply; what is recorded per turn is
+:class:`~simulators.results.TurnResult`: the text the system received (after leak redaction),
+how many images, the action, the shown ids, ``Reply.ranking`` (the top-k when the policy
+decided), the leak flag, fallbacks (the simulator's, e.g. ``"simulator"``, then the dialogue
+manager's own, as ``Reply.fallbacks`` words them) and the wall time of ``respond``.
+
+:class:`SimulatorSpec` is how a run names its simulated user; it is plain, picklable data that
+worker processes turn into a simulator per conversation with :meth:`SimulatorSpec.build`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from crs.dialogue import DialogueManager
+
+from .agenda import AgendaConfig, AgendaSimulator
+from .base import UserSimulator
+from .results import ConversationResult, TurnResult
+from .targets import ConversationPlan, SimulationWorld
+
+SIMULATOR_KINDS = ("agenda", "llm")
+
+
+def run_conversation(dm: DialogueManager, simulator: UserSimulator, plan: ConversationPlan, *,
+                     max_turns: int) -> ConversationResult:
+    if max_turns < 1:
+        raise ValueError(f"max_turns must be >= 1, got {max_turns}")
+    session = dm.start({"simulated": True, "conversation": plan.index})
+    turns: list[TurnResult] = []
+    reply = None
+    success_turn: int | None = None
+    gave_up = False
+    for number in range(1, max_turns + 1):
+        message = simulator.respond(reply)
+        if simulator.gave_up:
+            gave_up = True
+            break
+        notes = simulator.notes
+        started = time.perf_counter()
+        reply = dm.respond(session, message)
+        latency_ms = (time.perf_counter() - started) * 1000
+        shown = [item.item_id for item in reply.items]
+        turns.append(TurnResult(number, message.text, len(message.images), reply.action, shown, list(reply.ranking),
+                                notes.leaked, [*notes.fallbacks, *reply.fallbacks], round(latency_ms, 3)))
+        if plan.target_id in shown:
+            success_turn = number
+            break
+    return ConversationResult(plan.index, plan.target_id, plan.start, success_turn is not None, success_turn,
+                              sum(t.action == "ask" for t in turns), turns, gave_up)
+
+
+@dataclass(frozen=True)
+class SimulatorSpec:
+    """The simulated user of a run: ``agenda`` (rules) or ``llm`` (a chat model named by ``llm``,
+    an ``--llm`` setting). The noise rates and patience configure the agenda user, which is also
+    the LLM user's per-turn fallback; ``vision`` sends the target's picture to the LLM user."""
+
+    kind: str = "agenda"
+    llm: str | None = None
+    wrong_rate: float = 0.1
+    dont_know_rate: float = 0.0
+    vision: bool = False
+    patience: int | None = None
+    timeout_s: float = 30.0  # per LLM call
+
+    def __post_init__(self) -> None:
+        if self.kind not in SIMULATOR_KINDS:
+            raise ValueError(f"simulator {self.kind!r}: expected one of {', '.join(SIMULATOR_KINDS)}")
+        if self.kind == "llm" and not self.llm:
+            raise ValueError("the llm simulator needs a model: --llm SCHEME:MODEL (e.g. ollama:qwen2.5:7b)")
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, got {self.timeout_s}")
+        self.agenda_config()  # rates and patience are checked there
+
+    def agenda_config(self) -> AgendaConfig:
+        return AgendaConfig(self.wrong_rate, self.dont_know_rate, self.patience)
+
+    def build(self, world: SimulationWorld, plan: ConversationPlan) -> UserSimulator:
+        if self.kind == "agenda":
+            return AgendaSimulator(world, plan, self.agenda_config())
+        from .llm_user import LLMSimulator
+
+        assert self.llm is not None
+        return LLMSimulator.from_spec(world, plan, self.llm, vision=self.vision, timeout_s=self.timeout_s,
+                                      agenda=self.agenda_config())

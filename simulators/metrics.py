@@ -1,0 +1,101 @@
+"""The evaluation's figures from finished conversations (DESIGN.md, "Evaluation protocol").
+
+Notation: n conversations; T = ``max_turns``; K = ``k``, the items per recommendation. Every
+conversation is first *truncated* at T: turns after T are dropped and a success after T is a
+failure, so SR@10 can be read from a T = 15 run and equals what a T = 10 run reports. ``s_c`` is
+conversation c's success turn (None on failure).
+
+* ``success_rate`` = #{c : s_c not None} / n.
+* ``avg_turns`` (AT) = mean over c of s_c, a failure counting T + 1 (it gave up or ran out of turns).
+* ``success_by_turn[t-1]`` = #{c : s_c <= t} / n for t = 1..T (cumulative); ``sr_at_5``,
+  ``sr_at_10``, ``sr_at_15`` are its values at t = 5, 10, 15, None where t > T.
+* ``hdcg`` (hDCG@(T, K), UNICORN, Deng et al. 2021) = mean over c of
+  sum_t sum_k r(t, k) / log2((t - 1) * K + k + 1), where r(t, k) = 1 if the target was shown at
+  turn t in position k (1-based, k <= K), else 0. A conversation stops at its success, so it
+  contributes 1 / log2((s_c - 1) * K + p_c + 1), p_c the target's position; a failure, or a
+  target shown past position K, contributes 0. Immediate success at position 1 scores 1.
+* ``recall_at_k`` = mean over c of (turns of c whose ``ranking[:K]`` holds the target) / (turns
+  of c): Recall@K of the system's ranking at each turn, ask turns included, averaged per
+  conversation first so long conversations do not outweigh short ones. A conversation with no
+  turn counts 0.
+* ``questions_per_conversation`` = mean over c of its ask turns.
+* ``leak_rate`` = leaked turns / all turns, over every conversation (None with no turns).
+* ``conversations_per_second`` = n / ``elapsed_s`` (None without a positive ``elapsed_s``).
+* ``turn_latency_ms`` = {p50, p95} of the dialogue manager's per-turn wall time over all turns
+  (numpy's linear interpolation; None with no turns).
+
+With n = 0 every mean is None and ``success_by_turn`` is T Nones.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from .results import ConversationResult
+
+SR_AT = (5, 10, 15)
+
+
+def truncate(result: ConversationResult, max_turns: int) -> ConversationResult:
+    """The conversation as a run with at most ``max_turns`` turns would have recorded it."""
+    if len(result.turns) <= max_turns:
+        return result
+    turns = [t for t in result.turns if t.number <= max_turns]
+    success = result.success_turn is not None and result.success_turn <= max_turns
+    return replace(result, turns=turns, success=success, success_turn=result.success_turn if success else None,
+                   questions=sum(t.action == "ask" for t in turns), gave_up=False)  # it was still talking at max_turns
+
+
+def hdcg_of(result: ConversationResult, k: int) -> float:
+    """One conversation's hDCG@(T, K) term (already truncated)."""
+    if result.success_turn is None:
+        return 0.0
+    turn = next((t for t in result.turns if t.number == result.success_turn), None)
+    if turn is None or result.target_id not in turn.shown[:k]:
+        return 0.0
+    position = turn.shown.index(result.target_id) + 1
+    return 1.0 / math.log2((result.success_turn - 1) * k + position + 1)
+
+
+def recall_of(result: ConversationResult, k: int) -> float:
+    if not result.turns:
+        return 0.0
+    return sum(result.target_id in t.ranking[:k] for t in result.turns) / len(result.turns)
+
+
+def summarize(results: Sequence[ConversationResult], *, max_turns: int, k: int,
+              elapsed_s: float | None = None) -> dict[str, Any]:
+    """The figures of ``crs eval --json`` (all but policy and simulator) plus SR@5/10/15."""
+    if max_turns < 1 or k < 1:
+        raise ValueError(f"max_turns and k must be >= 1, got {max_turns} and {k}")
+    runs = [truncate(r, max_turns) for r in results]
+    n = len(runs)
+    turns = [t for r in runs for t in r.turns]
+
+    def mean(values: Sequence[float]) -> float | None:
+        return float(sum(values) / len(values)) if values else None
+
+    by_turn = [mean([r.success_turn is not None and r.success_turn <= t for r in runs])
+               for t in range(1, max_turns + 1)]
+    latencies = np.array([t.latency_ms for t in turns], dtype=np.float64)
+    summary: dict[str, Any] = {
+        "n": n,
+        "max_turns": max_turns,
+        "success_rate": mean([r.success for r in runs]),
+        "avg_turns": mean([r.success_turn if r.success_turn is not None else max_turns + 1 for r in runs]),
+        "hdcg": mean([hdcg_of(r, k) for r in runs]),
+        "recall_at_k": mean([recall_of(r, k) for r in runs]),
+        "success_by_turn": by_turn,
+        "questions_per_conversation": mean([r.questions for r in runs]),
+        "leak_rate": mean([t.leaked for t in turns]),
+        "conversations_per_second": n / elapsed_s if elapsed_s is not None and elapsed_s > 0 else None,
+        "turn_latency_ms": {"p50": float(np.percentile(latencies, 50)) if len(latencies) else None,
+                            "p95": float(np.percentile(latencies, 95)) if len(latencies) else None},
+    }
+    for t in SR_AT:
+        summary[f"sr_at_{t}"] = by_turn[t - 1] if t <= max_turns else None
+    return summary
