@@ -1,4 +1,4 @@
-"""The `crs` command line: catalogs, ingest, training the aligned space, index, search and chat (later: eval).
+"""The `crs` command line: catalogs, ingest, training the aligned space, index, search, chat and eval.
 
 Errors the user can fix (a bad row, a missing file, a locked database) print one clear message
 and exit with status 1; anything else is a bug and keeps its traceback.
@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     search_cli.add_parsers(commands, _common)
     chat_cli.add_parsers(commands, _common)
+    # Imported here, not at the top: simulators depends on crs (never the reverse) and only the
+    # command line, the top of both, may reach down into it. The module itself is import-light.
+    from simulators import cli as eval_cli
+
+    eval_cli.add_parsers(commands, _common)
     return parser
 
 

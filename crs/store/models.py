@@ -133,6 +133,59 @@ class ChatFeedback(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)
 
 
+class EvalRun(Base):
+    """One simulated-user evaluation run (simulators/runner.py), resumable by its id."""
+
+    __tablename__ = "eval_runs"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)  # --run-id, or generated
+    catalog_id: Mapped[int] = mapped_column(ForeignKey("catalogs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)
+    # Everything the figures depend on (policies, simulator, n, T, k, seed, catalog and its hash,
+    # embedder, LLM): a restart with other settings under the same id is refused.
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="running")  # "running" | "finished"
+
+
+class EvalConversation(Base):
+    """One finished simulated conversation of a run: its plan, its result (turns apart) and summary columns."""
+
+    __tablename__ = "eval_conversations"
+    __table_args__ = (UniqueConstraint("run_id", "policy", "conversation_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("eval_runs.id", ondelete="CASCADE"))
+    policy: Mapped[str] = mapped_column(String(100))
+    conversation_index: Mapped[int] = mapped_column(Integer)  # i of n: its plan depends only on (seed, i)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=datetime.utcnow)
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # ConversationResult.to_json() minus turns
+    target_id: Mapped[int] = mapped_column(Integer)
+    start: Mapped[str] = mapped_column(String(40))
+    success: Mapped[bool] = mapped_column(Boolean)
+    success_turn: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    turn_count: Mapped[int] = mapped_column(Integer)
+    questions: Mapped[int] = mapped_column(Integer)
+    # Wall time the run spent on it (since the previous conversation was stored): sums to the
+    # run's running time, model loading excluded, across restarts.
+    wall_s: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class EvalTurn(Base):
+    """One turn of a stored simulated conversation: the whole TurnResult in ``data``, plus columns to query."""
+
+    __tablename__ = "eval_turns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("eval_conversations.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(20))
+    leaked: Mapped[bool] = mapped_column(Boolean)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
 class SchemaMigration(Base):
     __tablename__ = "schema_migrations"
 

@@ -11,9 +11,9 @@ from types import ModuleType
 
 from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, insert, inspect, select
 
-from . import m0001_catalog, m0002_conversations
+from . import m0001_catalog, m0002_conversations, m0003_evaluation
 
-MIGRATIONS: list[ModuleType] = [m0001_catalog, m0002_conversations]
+MIGRATIONS: list[ModuleType] = [m0001_catalog, m0002_conversations, m0003_evaluation]
 
 _ledger = Table(
     "schema_migrations",

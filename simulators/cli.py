@@ -1,0 +1,135 @@
+"""`crs eval`: simulated users talk to the recommender; success rate, turns, hDCG, Recall@k, speed.
+
+Registered by :func:`crs.cli.build_parser` through :func:`add_parsers`. This module is imported
+whenever the `crs` parser is built, so it imports nothing heavy at the top: the runner, the
+simulators and the models load only when `crs eval` runs.
+
+``--compare`` runs the policy and every baseline (:data:`crs.policy.BASELINES`) on the same
+conversation plans (same seeds, same targets) in one run. ``--run-id`` names the run in the
+store: started again with the same id after a crash, it runs only what is missing; a finished
+run is printed again without running anything.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+SIMULATORS = ("agenda", "llm")
+
+
+def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: ignore[type-arg, no-untyped-def]
+    ev = commands.add_parser(
+        "eval", help="evaluate a policy with simulated users (resumable runs stored in the database)",
+        description="Simulated users, each with a hidden target item, talk to the recommender through the same "
+                    "dialogue manager as the chat. Prints success rate, average turns, hDCG, Recall@k, questions, "
+                    "leak rate, conversations per second and turn latency.")
+    common(ev)
+    ev.add_argument("--embedder", default="aligned",
+                    help="aligned (default, offline), aligned:WEIGHTS, clip:PATH_OR_NAME")
+    ev.add_argument("--policy", default="eig", help="the policy to evaluate: eig (default), always-recommend, "
+                                                    "ask-N, random-ask, llm")
+    ev.add_argument("--simulator", choices=SIMULATORS, default="agenda",
+                    help="agenda (rule-based, offline; default) or llm (needs --llm)")
+    ev.add_argument("--n", type=int, default=100, help="conversations per policy (default 100)")
+    ev.add_argument("--max-turns", type=int, default=10, help="turns per conversation at most, T (default 10)")
+    ev.add_argument("--seed", type=int, default=0, help="conversation i's target and start come from (seed, i)")
+    ev.add_argument("--workers", type=int, default=1, help="processes running conversations (default 1)")
+    ev.add_argument("-k", type=int, default=5, help="items per recommendation (default 5)")
+    ev.add_argument("--llm", metavar="SPEC", help="the LLM for --simulator llm, --policy llm and the dialogue "
+                                                  "manager's stages (as crs chat --llm), e.g. ollama:qwen2.5:7b")
+    ev.add_argument("--noise", type=float, metavar="P",
+                    help="probability that the simulated user answers a question wrongly (default 0.1)")
+    ev.add_argument("--vision", action="store_true", help="show the LLM user its target's picture")
+    ev.add_argument("--run-id", metavar="ID", help="name of the run in the store; the same ID resumes it")
+    ev.add_argument("--compare", action="store_true", help="also run every baseline on the same conversations")
+    ev.add_argument("--json", action="store_true", help="print JSON: one object, or a list with --compare")
+    ev.add_argument("--report", metavar="DIR", help="write DIR/report.md with the table and PNG plots")
+    ev.set_defaults(run=cmd_eval)
+
+
+def policies_to_run(policy: str, compare: bool) -> tuple[str, ...]:
+    from crs.policy import BASELINES
+
+    policy = policy.strip()
+    return (policy, *(b for b in BASELINES if b != policy)) if compare else (policy,)
+
+
+def simulator_spec(args: argparse.Namespace) -> Any:
+    from crs.errors import UserError
+
+    from .conversation import SimulatorSpec
+
+    if args.simulator == "llm" and not args.llm:
+        raise UserError("--simulator llm needs an LLM: give --llm (e.g. ollama:qwen2.5:7b)")
+    settings: dict[str, Any] = {"kind": args.simulator, "llm": args.llm if args.simulator == "llm" else None,
+                                "vision": args.vision}
+    if args.noise is not None:
+        if not 0.0 <= args.noise <= 1.0:
+            raise UserError(f"--noise is a probability between 0 and 1, got {args.noise}")
+        settings["wrong_rate"] = args.noise
+    try:
+        return SimulatorSpec(**settings)
+    except ValueError as exc:
+        raise UserError(f"--simulator {args.simulator}: {exc}") from None
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from crs.config import DEMO_CATALOG
+    from crs.errors import UserError
+    from crs.store import open_store
+
+    from .report import format_table, write_report
+    from .runner import evaluate
+    from .sharding import RunConfig, load_run_policy
+
+    for name, value in (("--n", args.n), ("--max-turns", args.max_turns), ("-k", args.k), ("--workers", args.workers)):
+        if value < 1:
+            raise UserError(f"{name} must be at least 1, got {value}")
+    policies = policies_to_run(args.policy, args.compare)
+    for policy in policies:  # a typo fails here, before any model loads
+        load_run_policy(policy, args.llm, args.seed)
+    config = RunConfig(policies=policies, simulator=simulator_spec(args), n=args.n, max_turns=args.max_turns,
+                       k=args.k, seed=args.seed, catalog=args.catalog or DEMO_CATALOG, embedder=args.embedder,
+                       llm=args.llm)
+    store = open_store(args.db)
+    with ProgressBar() as progress:
+        outcome = evaluate(store, config, run_id=args.run_id, workers=args.workers, progress=progress,
+                           notice=lambda message: print(message, file=sys.stderr, flush=True))
+    figures = outcome.figures()
+    if outcome.computed == 0:
+        print(f"run {outcome.run_id} is finished: its stored figures (nothing was run)", file=sys.stderr)
+    if args.report:
+        from pathlib import Path
+
+        path = write_report(Path(args.report).expanduser(), figures, outcome.results, outcome.config.identity())
+        print(f"report: {path}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(figures if args.compare else figures[0], indent=2))
+    else:
+        print(format_table(figures))
+    return 0
+
+
+class ProgressBar:
+    """A tqdm bar on stderr when stderr is a terminal; otherwise nothing (logs and pipes stay clean)."""
+
+    def __enter__(self) -> Callable[[int, int], None] | None:
+        self.bar: Any = None
+        if not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm
+
+        def update(done: int, total: int) -> None:
+            if self.bar is None:
+                self.bar = tqdm(total=total, initial=done, unit="conv", file=sys.stderr, dynamic_ncols=True)
+            else:
+                self.bar.update(done - self.bar.n)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,111 @@
+"""`crs eval` end to end on the shapes catalog, through crs.cli.main: the JSON fields DESIGN promises,
+--compare, the plain table, the report folder, user errors, and the import boundary crs -> simulators."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from crs.cli import build_parser, main
+from crs.policy import BASELINES
+
+# DESIGN.md's `crs eval --json` fields, plus the SR@5/10/15 curve points and what identifies the run.
+DESIGN_FIELDS = {"policy", "simulator", "n", "max_turns", "success_rate", "avg_turns", "hdcg", "recall_at_k",
+                 "success_by_turn", "questions_per_conversation", "leak_rate", "conversations_per_second",
+                 "turn_latency_ms"}
+EXTRA_FIELDS = {"sr_at_5", "sr_at_10", "sr_at_15", "k", "seed", "run_id"}
+
+
+def crs_eval(capsys: pytest.CaptureFixture[str], store, *argv: str) -> tuple[int, str, str]:
+    code = main(["eval", "--catalog", "shapes", "--db", store.url, "--embedder", "fake", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_parser_has_eval_with_its_defaults() -> None:
+    args = build_parser().parse_args(["eval"])
+    assert (args.policy, args.simulator, args.n, args.max_turns, args.seed, args.workers, args.k) == (
+        "eig", "agenda", 100, 10, 0, 1, 5)
+    assert (args.llm, args.noise, args.vision, args.run_id, args.compare, args.json, args.report) == (
+        None, None, False, None, False, False, None)
+    assert args.embedder == "aligned" and args.db is None and args.catalog is None
+
+
+def test_json_has_exactly_the_design_fields(shapes_catalog, capsys) -> None:
+    store, _ = shapes_catalog
+    code, out, err = crs_eval(capsys, store, "--n", "4", "--max-turns", "4", "--seed", "3", "-k", "3",
+                              "--run-id", "j", "--json")
+    assert code == 0, err
+    figures = json.loads(out)
+    assert set(figures) == DESIGN_FIELDS | EXTRA_FIELDS
+    assert (figures["policy"], figures["simulator"], figures["n"], figures["max_turns"]) == ("eig", "agenda", 4, 4)
+    assert (figures["k"], figures["seed"], figures["run_id"]) == (3, 3, "j")
+    assert set(figures["turn_latency_ms"]) == {"p50", "p95"}
+    assert 0 < figures["turn_latency_ms"]["p50"] <= figures["turn_latency_ms"]["p95"]
+    assert 0 <= figures["success_rate"] <= 1 and 1 <= figures["avg_turns"] <= 5
+    curve = figures["success_by_turn"]
+    assert len(curve) == 4 and curve == sorted(curve) and curve[-1] == pytest.approx(figures["success_rate"])
+    assert figures["conversations_per_second"] > 0
+    assert "run j" in err  # the notice names the run, so it can be resumed
+
+    code, again, err = crs_eval(capsys, store, "--n", "4", "--max-turns", "4", "--seed", "3", "-k", "3",
+                                "--run-id", "j", "--json")
+    assert code == 0 and json.loads(again) == figures and "nothing was run" in err
+
+
+def test_compare_json_report_and_table(shapes_catalog, capsys, tmp_path: Path) -> None:
+    store, _ = shapes_catalog
+    report = tmp_path / "report"
+    code, out, err = crs_eval(capsys, store, "--n", "3", "--max-turns", "3", "--compare", "--json",
+                              "--report", str(report), "--run-id", "cmp")
+    assert code == 0, err
+    figures = json.loads(out)
+    assert isinstance(figures, list) and [f["policy"] for f in figures] == ["eig", *BASELINES]
+    assert all(set(f) == DESIGN_FIELDS | EXTRA_FIELDS and f["run_id"] == "cmp" for f in figures)
+
+    text = (report / "report.md").read_text(encoding="utf-8")
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert links == ["success_by_turn.png", "turns_histogram.png"]  # relative: the folder moves as a whole
+    for link in links:
+        with Image.open(report / link) as image:
+            image.verify()
+            assert image.format == "PNG" and image.size[0] >= 300
+    for policy in ["eig", *BASELINES]:
+        assert f"| {policy} |" in text
+
+    # Without --json: the same run read back as a table, one row per policy.
+    code, out, err = crs_eval(capsys, store, "--n", "3", "--max-turns", "3", "--compare", "--run-id", "cmp")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "run cmp" in lines[0] and "SR@5" in lines[2] and "conv/s" in lines[2]
+    assert [line.split()[0] for line in lines[4:]] == ["eig", *BASELINES]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--simulator", "llm"], "--simulator llm needs an LLM"),
+    (["--policy", "clever"], "--policy clever: unknown policy"),
+    (["--n", "0"], "--n must be at least 1"),
+    (["--workers", "0"], "--workers must be at least 1"),
+    (["--noise", "1.5"], "--noise is a probability"),
+    (["--catalog", "nope"], "nope"),
+])
+def test_user_errors_are_one_line_and_status_1(shapes_catalog, capsys, argv: list[str], message: str) -> None:
+    store, _ = shapes_catalog
+    code, out, err = crs_eval(capsys, store, "--n", "2", *argv)
+    assert code == 1 and out == ""
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_crs_imports_no_simulator_until_the_cli_is_built() -> None:
+    code = ("import sys, crs.cli, crs.dialogue\n"
+            "assert not any(m.startswith('simulators') for m in sys.modules), 'crs imported simulators'\n"
+            "crs.cli.build_parser()\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('simulators.'))\n"
+            "assert loaded == ['simulators.cli'], loaded\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
