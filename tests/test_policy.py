@@ -44,17 +44,29 @@ def test_gain_of_an_even_split_is_one_bit_without_noise() -> None:
 
 
 def test_eig_asks_the_most_informative_askable_attribute() -> None:
-    decision = EIGPolicy().decide(context(k=2))
+    decision = EIGPolicy(horizon=0).decide(context(k=2))
     assert isinstance(decision, Ask) and decision.attribute == "colour"
     assert decision.options == ["red", "blue", "any"]
 
 
 def test_eig_never_repeats_a_question_and_skips_settled_or_useless_ones() -> None:
-    decision = EIGPolicy().decide(context(asked=frozenset({"colour"}), k=2))
+    decision = EIGPolicy(horizon=0).decide(context(asked=frozenset({"colour"}), k=2))
     assert isinstance(decision, Ask) and decision.attribute == "shape"
     # colour asked, shape settled, size has one value, hidden is not askable: nothing left to ask.
     decision = EIGPolicy().decide(context(asked=frozenset({"colour"}), settled=frozenset({"shape"}), k=2))
     assert isinstance(decision, Recommend)
+
+
+def test_lookahead_weighs_a_question_against_showing_pages() -> None:
+    # 8 equally likely items, one shown per page. Asking colour (4/4, 10% noise) leaves each
+    # answer's 4 items with 0.2414 each: E[top-1 after] = 0.2375, E[top-2 after] = 0.4750.
+    ctx = context(k=1)
+    assert EIGPolicy().expected_top_mass(ctx, "colour", ["red", "blue", "any"], 1) == pytest.approx(0.2375, abs=1e-4)
+    assert EIGPolicy().expected_top_mass(ctx, "colour", ["red", "blue", "any"], 2) == pytest.approx(0.4750, abs=1e-4)
+    # Two turns: two pages hold 2/8 = 0.25 > 0.2375, so show. Three turns: 3/8 = 0.375 < 0.4750, so ask.
+    assert isinstance(EIGPolicy(horizon=2).decide(ctx), Recommend)
+    decision = EIGPolicy(horizon=3).decide(ctx)
+    assert isinstance(decision, Ask) and decision.attribute == "colour"
 
 
 def test_eig_recommends_when_the_top_k_hold_the_belief() -> None:

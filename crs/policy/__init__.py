@@ -19,6 +19,8 @@ def load_policy(name: str, *, llm: str | None = None, seed: int = 0) -> Policy:
     name = name.strip()
     if name == "eig":
         return EIGPolicy()
+    if name == "eig-no-lookahead":  # the gate before lookahead, kept for comparison
+        return EIGPolicy(horizon=0, name=name)
     if name == "always-recommend":
         return AlwaysRecommend()
     if name == "random-ask":

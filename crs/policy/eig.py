@@ -10,8 +10,14 @@ some of the offered values picks one of them (uniformly), otherwise "any"; with 
 
 in bits. The policy recommends when the top-k items already hold ``recommend_mass`` of the
 posterior (showing them is likely to succeed) or when no question gains ``min_gain_bits``
-(questions stopped paying); otherwise it asks the best question. It never asks an attribute
-twice.
+(questions stopped paying). Otherwise it looks ``horizon`` turns ahead: showing a page of k
+items every turn reaches the top ``horizon * k`` items; asking first leaves ``horizon - 1``
+pages, but over the posterior after the answer. It asks only when the expected mass of those
+fewer pages, after the answer, beats the mass of the pages it would show without asking. It
+never asks an attribute twice.
+
+Measured with the agenda simulator (demo, n=300, T=10, seed 1): the lookahead cut questions per
+conversation from 0.71 to 0.50 at the same success rate (0.94); horizons 2 and 3 were within noise.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ class EIGPolicy(Policy):
     recommend_mass: float = 0.5
     min_gain_bits: float = 0.25
     options: int = 5
+    horizon: int = 2  # turns looked ahead when weighing a question against a page; 0: no lookahead
     name: str = "eig"
 
     def decide(self, context: PolicyContext) -> Decision:
@@ -55,7 +62,25 @@ class EIGPolicy(Policy):
                 best, gain, options = info.name, value_gain, attribute_options
         if best is None or gain < self.min_gain_bits:
             return Recommend(recommend, f"no question gains {self.min_gain_bits} bits (best {gain:.2f})")
+        if self.horizon:
+            # Over the next `horizon` turns: show a page every turn, or ask now and show a page on
+            # each turn left. Ask only if the answer is expected to put more of the belief on
+            # those fewer pages than the pages shown without asking hold now.
+            pages = float(np.sort(candidates.posterior)[::-1][:self.horizon * context.k].sum())
+            after = self.expected_top_mass(context, best, options, (self.horizon - 1) * context.k)
+            if after <= pages:
+                return Recommend(recommend, f"after asking {best}, {self.horizon - 1} pages would hold {after:.0%}; "
+                                            f"{self.horizon} pages hold {pages:.0%} now")
         return Ask(best, options)
+
+    def expected_top_mass(self, context: PolicyContext, attribute: str, options: list[str], n: int) -> float:
+        """Expected posterior mass of the ``n`` most probable items once ``attribute`` is answered."""
+        p = context.candidates.posterior.astype(np.float64)
+        likelihood = self.answer_likelihood(context, attribute, options)
+        answer_p = p @ likelihood
+        posterior = p[:, None] * likelihood / np.maximum(answer_p, 1e-12)
+        top = np.sort(posterior, axis=0)[::-1][:n].sum(axis=0)
+        return float((answer_p * top).sum())
 
     def gain(self, context: PolicyContext, attribute: str, options: list[str]) -> float:
         """Expected information gain (bits) of asking ``attribute`` with ``options``."""
