@@ -399,6 +399,7 @@ def run_benchmark(store: Any, catalog: Any, embedder: str = "aligned", n: int = 
                     for c, r in zip(kind_cases, results, strict=True) for name, value in (c.where or {}).items()
                     for h in r)
                 checks[kind]["where"] = {"attribute": sample.filter_attribute, "values": sample.filter_values}
+        text_encoders = compare_query_text_encoders(model, [c.text for c in cases["text"]], warmup)
     load_after = os.getloadavg()
     cpu = meter.shares()
 
@@ -416,6 +417,7 @@ def run_benchmark(store: Any, catalog: Any, embedder: str = "aligned", n: int = 
         "examples": {kind: [c.describe() for c in cases[kind][:3]] for kind in KINDS},
         "rows": rows,
         "stages": stages,
+        "query_text_encoders": text_encoders,
         "checks": checks,
         "targets": targets(rows),
         "load_avg": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after]},
@@ -424,6 +426,22 @@ def run_benchmark(store: Any, catalog: Any, embedder: str = "aligned", n: int = 
         "wall_s": time.perf_counter() - started,
     }
     return result
+
+
+def compare_query_text_encoders(model: Any, texts: Sequence[str], warmup: int) -> dict[str, Any] | None:
+    """The query text encoder against the item text encoder on the same texts, same run: what the
+    int8 copy saves per query and how close its vectors stay (None when both are the same)."""
+    if model.query_text is model.text:
+        return None
+    served, _ = measure(texts, model.encode_query_text, warmup)
+    exact, _ = measure(texts, lambda t: model.encode_texts([t])[0], warmup)
+    cosine = [float(model.encode_query_text(t) @ model.encode_texts([t])[0]) for t in texts]
+    return {"served": {"name": model.query_text.base.name if hasattr(model.query_text, "base")
+                       else model.query_text.name, **stats(served)},
+            "item_encoder": {"name": model.text.base.name if hasattr(model.text, "base") else model.text.name,
+                             **stats(exact)},
+            "speedup_p50": stats(exact)["p50_ms"] / stats(served)["p50_ms"],
+            "mean_cosine": float(np.mean(cosine)), "min_cosine": float(np.min(cosine))}
 
 
 def _matches(value: Any, wanted: str) -> bool:
@@ -481,6 +499,12 @@ def format_table(result: dict[str, Any]) -> str:
             continue
         cells = " ".join(f"{st[kind, s]['p50_ms']:>8.2f} {st[kind, s]['p95_ms']:>8.2f}" for s in STAGES)
         lines.append(f"{LABELS[kind]:<30} {cells}")
+    enc = result.get("query_text_encoders")
+    if enc:
+        lines += ["", f"query text encoding, same texts: {enc['served']['name']} p50 {enc['served']['p50_ms']:.2f} ms "
+                      f"vs {enc['item_encoder']['name']} (items' encoder) p50 {enc['item_encoder']['p50_ms']:.2f} ms: "
+                      f"{enc['speedup_p50']:.2f}x faster; cosine to it mean {enc['mean_cosine']:.3f}, "
+                      f"min {enc['min_cosine']:.3f}"]
     notes = []
     for kind, check in result["checks"].items():
         if check["short_results"]:
