@@ -46,7 +46,12 @@ class Prompt:
 @cache
 def load_prompt(name: str) -> Prompt:
     """The prompt in ``<name>.txt`` beside this module."""
-    text = resources.files(__name__).joinpath(f"{name}.txt").read_text(encoding="utf-8")
+    return read_prompt(__name__, name)
+
+
+def read_prompt(package: str, name: str) -> Prompt:
+    """The prompt in ``<name>.txt`` of ``package`` (package data), in this module's format."""
+    text = resources.files(package).joinpath(f"{name}.txt").read_text(encoding="utf-8")
     parts = _SECTION.split(text)
     sections = dict(zip(parts[1::2], parts[2::2]))
     if set(sections) != {"system", "user"}:
