@@ -100,3 +100,13 @@ def test_load_policy_by_name() -> None:
         load_policy("smart")
     with pytest.raises(ValueError, match="needs an LLM"):
         load_policy("llm")
+
+
+def test_sharpening_judges_with_a_power_of_the_posterior_without_reordering() -> None:
+    # Top 2 hold 4/10 of the belief: below recommend_mass 0.5, so the plain policy asks; squared,
+    # they hold 8/14 = 0.57 and the policy shows them, in the same order.
+    ctx = context([2, 2, 1, 1, 1, 1, 1, 1], k=2)
+    assert isinstance(EIGPolicy(sharpen=1.0, horizon=0).decide(ctx), Ask)
+    decision = EIGPolicy(sharpen=2.0, horizon=0).decide(ctx)
+    assert isinstance(decision, Recommend) and decision.ids == [1, 2]
+    assert "57%" in decision.why

@@ -17,11 +17,13 @@ fewer pages, after the answer, beats the mass of the pages it would show without
 never asks an attribute twice.
 
 Measured with the agenda simulator (demo, n=300, T=10, seed 1): the lookahead cut questions per
-conversation from 0.71 to 0.50 at the same success rate (0.94); horizons 2 and 3 were within noise.
+conversation from 0.71 to 0.50 at the same success rate (0.94); horizons 2 and 3 were within
+noise. Judging with the squared posterior (``sharpen`` 2) then cut average turns from 3.23 to
+3.04 and questions to 0.09 at the same success (0.94); a cube asked almost never (0.02).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -39,10 +41,18 @@ class EIGPolicy(Policy):
     recommend_mass: float = 0.5
     min_gain_bits: float = 0.25
     options: int = 5
+    # The policy judges with p**sharpen (renormalised): the dialogue manager's posterior is kept
+    # soft so answers and critiques can overturn retrieval, which leaves it underconfident about
+    # its own top items (a picture start shows the target on page 1 in ~half the conversations
+    # while the top 5 hold far less mass). Ranking is unchanged: the power keeps the order.
+    sharpen: float = 2.0
     horizon: int = 2  # turns looked ahead when weighing a question against a page; 0: no lookahead
     name: str = "eig"
 
     def decide(self, context: PolicyContext) -> Decision:
+        if self.sharpen != 1.0:
+            p = context.candidates.posterior.astype(np.float64) ** self.sharpen
+            context = replace(context, candidates=replace(context.candidates, posterior=p / p.sum()))
         candidates = context.candidates
         recommend = top_new(context)
         if len(candidates) == 0:
