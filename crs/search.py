@@ -124,6 +124,15 @@ class CatalogSearch:
             raise QueryError(f"no item {missing[0]!r} in catalog {self.catalog.name!r}")
         return [found[e] for e in external_ids]
 
+    def external_ids(self, store_ids: Sequence[int]) -> list[str]:
+        """The catalog's own ids of store ids, in the same order (unknown ones are left out)."""
+        if not store_ids:
+            return []
+        with self.store.session() as session:
+            found = dict(session.execute(select(Item.id, Item.external_id).where(
+                Item.catalog_id == self.catalog.id, Item.id.in_(list(store_ids)))).all())
+        return [found[i] for i in store_ids if i in found]
+
     def _known(self, ids: list[int]) -> set[int]:
         if not ids:
             return set()

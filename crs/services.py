@@ -9,8 +9,8 @@ the same system. Opening is lazy because importing the app must stay cheap (test
 :meth:`Services.start_warm_up` does it in the background when a server starts.
 
 Public attributes: ``settings``; ``store``, ``catalog``, ``searcher``, ``dm`` (opened on first
-access, thread-safe); ``ready`` (the dialogue manager is open); ``index_status``;
-``external_ids(store_ids)`` and ``store_id(external_id)`` (the catalog's ids are what clients see).
+access, thread-safe); ``ready`` (the dialogue manager is open); ``index_status``. Clients see the catalog's own ids;
+``searcher.item_ids`` / ``searcher.external_ids`` translate.
 """
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from PIL import Image
-from sqlalchemy import select
 
 from retrieval.embedder import DEFAULT_EMBEDDER
 
@@ -37,7 +36,7 @@ from .errors import UserError
 from .image_reader import ReadContext
 from .search import CatalogSearch
 from .store import Store, open_store
-from .store.models import Catalog, Item
+from .store.models import Catalog
 from .uploads import UploadLimits
 
 log = logging.getLogger(__name__)
@@ -216,19 +215,3 @@ class Services:
             log.exception("warm-up failed; requests that need the dialogue manager will retry")
         finally:
             self._warmed.set()
-
-    # -- ids ----------------------------------------------------------------------------------------------
-
-    def external_ids(self, store_ids: list[int]) -> list[str]:
-        """The catalog's own ids of store ids, in the same order (unknown ones are left out)."""
-        if not store_ids:
-            return []
-        with self.store.session() as db:
-            found = dict(db.execute(select(Item.id, Item.external_id).where(
-                Item.catalog_id == self.catalog.id, Item.id.in_(store_ids))).all())
-        return [found[i] for i in store_ids if i in found]
-
-    def store_id(self, external_id: str) -> int | None:
-        with self.store.session() as db:
-            return db.scalar(select(Item.id).where(Item.catalog_id == self.catalog.id,
-                                                   Item.external_id == external_id))

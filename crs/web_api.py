@@ -32,7 +32,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
-from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message as AsgiMessage
 
@@ -42,7 +41,6 @@ from .dialogue import SessionNotFound
 from .errors import UserError
 from .search import QueryError
 from .services import Services, ServiceUnavailable
-from .store.models import Item
 from .turn import Message
 from .uploads import UploadError, check_image, check_message, label, read_limited
 
@@ -309,17 +307,14 @@ def build_router(services: Services) -> APIRouter:
                                  for i in t["images"] or []],
                          reply=reply_out(t["reply"])) for t in dm.history(session_id)]
         belief = dm.belief(session_id)
-        return SessionOut(session_id=session_id, turns=turns, liked=services.external_ids(belief.liked),
-                          disliked=services.external_ids(belief.disliked))
+        return SessionOut(session_id=session_id, turns=turns, liked=services.searcher.external_ids(belief.liked),
+                          disliked=services.searcher.external_ids(belief.disliked))
 
     @router.post("/sessions/{session_id}/feedback", response_model=Ok, tags=["sessions"], responses=not_found)
     def post_feedback(session_id: str, feedback: FeedbackIn) -> Ok:
         dm = services.dm
         dm.belief(session_id)
-        item_id = services.store_id(feedback.item_id)
-        if item_id is None:
-            raise QueryError(f"no item {feedback.item_id!r} in catalog {services.catalog.name!r}")
-        dm.feedback(session_id, item_id, feedback.liked)
+        dm.feedback(session_id, services.searcher.item_ids([feedback.item_id])[0], feedback.liked)
         return Ok()
 
     # The image route comes first: with ids that may contain "/" ({item_id:path}), ".../image"
@@ -337,9 +332,8 @@ def build_router(services: Services) -> APIRouter:
             return FileResponse(view.image_path, media_type=media_type,
                                 headers={"Cache-Control": "public, max-age=3600",
                                          "X-Content-Type-Options": "nosniff"})
-        ref = remote_image(item_id)
-        if ref:
-            return RedirectResponse(ref, 307)
+        if view.remote_image:
+            return RedirectResponse(view.remote_image, 307)
         raise HTTPException(404, f"item {item_id!r} has no image")
 
     @router.get("/items/{item_id:path}", response_model=ItemOut, tags=["items"], responses=not_found)
@@ -348,13 +342,6 @@ def build_router(services: Services) -> APIRouter:
         if view is None:
             raise HTTPException(404, f"no item {item_id!r} in catalog {services.catalog.name!r}")
         return ItemOut(**view.to_json(), image_url=image_url(view.id, view.image_path is not None
-                                                             or bool(remote_image(item_id))))
-
-    def remote_image(item_id: str) -> str:
-        """The item's image URL when the catalog has it only by URL (ingested without fetching)."""
-        with services.store.session() as db:
-            ref = db.scalar(select(Item.image_ref).where(Item.catalog_id == services.catalog.id,
-                                                         Item.external_id == item_id)) or ""
-        return ref if ref.startswith(("http://", "https://")) else ""
+                                                             or bool(view.remote_image)))
 
     return router

@@ -320,6 +320,24 @@ def test_item_endpoints(client: TestClient) -> None:
         assert missing.status_code == 404 and "'nope'" in missing.json()["detail"]
 
 
+def test_an_image_known_only_by_url_redirects(tmp_path: Path) -> None:
+    import json
+
+    from crs.catalog.ingest import IngestOptions, ingest
+    from crs.store import open_store
+
+    path = tmp_path / "remote.jsonl"
+    path.write_text(json.dumps({"id": "far", "title": "Far away star", "image": "https://cdn.example/far.png",
+                                "attributes": {"colour": ["red"]}}) + "\n", encoding="utf-8")
+    store = open_store(f"sqlite:///{tmp_path / 'remote.db'}")
+    ingest(store, path, IngestOptions(format="jsonl", catalog="remote", fetch_images=False))
+    with TestClient(api_app(Services(Settings(db_url=store.url, catalog="remote", embedder="fake")))) as client:
+        body = client.get(f"{API}/items/far").json()
+        assert body["image_url"] == f"{API}/items/far/image" and not body["has_image"]
+        image = client.get(body["image_url"], follow_redirects=False)
+        assert image.status_code == 307 and image.headers["location"] == "https://cdn.example/far.png"
+
+
 def test_image_urls_quote_the_id() -> None:
     assert image_url("a b/c?d", True) == f"{API}/items/a%20b%2Fc%3Fd/image"
     assert image_url("x", False) is None

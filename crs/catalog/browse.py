@@ -21,6 +21,8 @@ class ItemView:
     attributes: dict[str, Any]
     source: str
     license: str
+    # The picture's address when the catalog knows it only by URL (ingested without fetching it).
+    remote_image: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "description": self.description, "attributes": self.attributes,
@@ -78,5 +80,6 @@ def attribute_values(store: Store, catalog: Catalog, name: str, limit: int = 50)
 
 
 def _view(catalog: Catalog, item: Item, attributes: dict[str, Any]) -> ItemView:
+    ref = item.image_ref or ""
     return ItemView(item.external_id, item.title, item.description, item_image_path(catalog, item), attributes,
-                    item.source, item.license)
+                    item.source, item.license, ref if ref.startswith(("http://", "https://")) else "")
