@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from struct import error as struct_error  # Pillow lets it escape from some malformed headers
@@ -90,6 +90,18 @@ def check_message(text: str, image_count: int, limits: UploadLimits) -> None:
         raise UploadError(422, f"too many images: {image_count}, at most {limits.max_images} per message")
     if not text.strip() and image_count == 0:
         raise UploadError(422, "empty message: send a text, an image or both")
+
+
+def check_uploads(text: str, uploads: Sequence[tuple[str | None, BinaryIO]],
+                  limits: UploadLimits) -> list[CheckedImage]:
+    """One message's text and ``(filename, stream)`` uploads, checked in the order the rules are
+    cheapest: the message first (before any byte of an image is read), then each image."""
+    check_message(text, len(uploads), limits)
+    checked = []
+    for number, (filename, stream) in enumerate(uploads, start=1):
+        what = label(number, filename)
+        checked.append(check_image(read_limited(stream, what, limits.max_bytes), what, limits))
+    return checked
 
 
 def read_limited(stream: BinaryIO, what: str, max_bytes: int) -> bytes:

@@ -42,7 +42,7 @@ from .errors import UserError
 from .search import QueryError
 from .services import Services, ServiceUnavailable
 from .turn import Message
-from .uploads import UploadError, check_image, check_message, label, read_limited
+from .uploads import UploadError, check_uploads
 
 log = logging.getLogger(__name__)
 
@@ -291,11 +291,7 @@ def build_router(services: Services) -> APIRouter:
         dm.belief(session_id)  # an unknown session is a 404 before any upload is looked at
         # A browser's empty <input type=file> still sends one part with no name and no bytes.
         uploads = [u for u in [*(images or []), *(images_brackets or [])] if u.filename or u.size]
-        check_message(text, len(uploads), limits)
-        checked = []
-        for number, upload in enumerate(uploads, start=1):
-            what = label(number, upload.filename)
-            checked.append(check_image(read_limited(upload.file, what, limits.max_bytes), what, limits))
+        checked = check_uploads(text, [(u.filename, u.file) for u in uploads], limits)
         reply = dm.respond(session_id, Message(text, tuple(c.image for c in checked)))
         return reply_out(reply.to_json())
 

@@ -10,6 +10,7 @@ alone stores nothing. The page keeps the id in the tab's ``sessionStorage`` and 
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -24,7 +25,7 @@ from crs.errors import UserError
 from crs.facts import AttributeInfo, CatalogFacts
 from crs.search import QueryError
 from crs.turn import Message
-from crs.uploads import UploadError, UploadLimits, check_image, check_message, label, read_limited
+from crs.uploads import UploadError, UploadLimits, check_uploads
 from retrieval.multimodal import ScoredItem
 
 from .cards import reply_for_clients
@@ -228,13 +229,9 @@ class ClientApi:
 
 def checked_images(text: str, paths: tuple[str, ...], limits: UploadLimits) -> tuple[Image.Image, ...]:
     """The uploads decoded, under the same rules as the JSON API's (size, pixels, format by content)."""
-    check_message(text, len(paths), limits)
-    images = []
-    for number, path in enumerate(paths, start=1):
-        with open(path, "rb") as file:
-            data = read_limited(file, label(number, Path(path).name), limits.max_bytes)
-        images.append(check_image(data, label(number, Path(path).name), limits).image)
-    return tuple(images)
+    with contextlib.ExitStack() as files:
+        uploads = [(Path(path).name, files.enter_context(open(path, "rb"))) for path in paths]
+        return tuple(c.image for c in check_uploads(text, uploads, limits))
 
 
 SAMPLE = 40  # items looked at for examples: spread over the catalog, cheap on any size
