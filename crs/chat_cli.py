@@ -34,7 +34,7 @@ from .catalog.demo import open_catalog
 from .config import DEMO_CATALOG
 from .dialogue import DialogueManager
 from .errors import UserError
-from .policy import POLICY_NAMES, Policy, load_policy
+from .policy import POLICY_NAMES, Policy, load_policy_option
 from .search import CatalogSearch
 from .store import Store, open_store
 from .store.models import Catalog, ChatSession
@@ -73,7 +73,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     catalog = open_catalog(store, args.catalog or DEMO_CATALOG)
     if args.session:
         _check_session(store, catalog, args.session)  # before loading any model: a typo fails fast
-    policy = _policy(args)
+    policy = load_policy_option(args.policy, llm=args.llm)
     serve_single_queries()
     if interactive:
         print(f"loading the models and the index of {catalog.name!r} ...", file=sys.stderr, flush=True)
@@ -107,15 +107,6 @@ def build_dialogue_manager(store: Store, searcher: CatalogSearch, args: argparse
     except (ValueError, ImportError) as exc:
         raise UserError(f"--llm {args.llm}: {exc}") from None
     return DialogueManager(store, searcher, parser=parser, reader=reader, policy=policy, k=args.k)
-
-
-def _policy(args: argparse.Namespace) -> Policy:
-    try:
-        return load_policy(args.policy, llm=args.llm)
-    except ValueError as exc:
-        raise UserError(f"--policy {args.policy}: {exc}") from None
-    except ImportError as exc:  # the LLM extras are not installed
-        raise UserError(f"--policy {args.policy}: cannot load the LLM support ({exc})") from None
 
 
 def _check_session(store: Store, catalog: Catalog, session_id: str) -> None:

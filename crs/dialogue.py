@@ -131,6 +131,12 @@ class DialogueManager:
                 row.belief = belief.to_json()
                 row.updated_at = datetime.utcnow()
 
+    def warm_up(self) -> None:
+        """Load what loads on first use (the query text encoder's weights, the image reader's
+        value prototypes: seconds) now, so that no person's first turn pays for it."""
+        self.searcher.embedder.encode_query_text("warm-up")
+        self.offline_reader.read(Image.new("RGB", (64, 64), "white"), ReadContext(self.facts))
+
     # -- the turn ------------------------------------------------------------------------------------
 
     def respond(self, session_id: str, message: Message) -> Reply:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from PIL import Image
 
 from retrieval.embedder import DEFAULT_EMBEDDER
 
@@ -33,7 +32,6 @@ from .catalog_index import IndexStatus
 from .config import ASSETS_DIR, DEMO_CATALOG
 from .dialogue import DialogueManager
 from .errors import UserError
-from .image_reader import ReadContext
 from .search import CatalogSearch
 from .store import Store, open_store
 from .store.models import Catalog
@@ -204,12 +202,8 @@ class Services:
 
     def _warm(self) -> None:
         try:
-            dm = self.dm
-            # Models load their weights and the image reader its value prototypes on first use
-            # (measured: ~1 s for the first text turn, ~2-3 s for the first image turn): pay for
-            # that here, not in someone's first turn.
-            dm.searcher.embedder.encode_query_text("warm-up")
-            dm.offline_reader.read(Image.new("RGB", (64, 64), "white"), ReadContext(dm.facts))
+            # Measured without it: ~1 s for the first text turn, ~2-3 s for the first image turn.
+            self.dm.warm_up()
         except Exception as exc:  # the first request that needs it raises it again, to its caller
             self.warm_up_error = str(exc)
             log.exception("warm-up failed; requests that need the dialogue manager will retry")

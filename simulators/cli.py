@@ -79,18 +79,19 @@ def simulator_spec(args: argparse.Namespace) -> Any:
 def cmd_eval(args: argparse.Namespace) -> int:
     from crs.config import DEMO_CATALOG
     from crs.errors import UserError
+    from crs.policy import load_policy_option
     from crs.store import open_store
 
     from .report import format_table, write_report
     from .runner import evaluate
-    from .sharding import RunConfig, load_run_policy
+    from .sharding import RunConfig
 
     for name, value in (("--n", args.n), ("--max-turns", args.max_turns), ("-k", args.k), ("--workers", args.workers)):
         if value < 1:
             raise UserError(f"{name} must be at least 1, got {value}")
     policies = policies_to_run(args.policy, args.compare)
     for policy in policies:  # a typo fails here, before any model loads
-        load_run_policy(policy, args.llm, args.seed)
+        load_policy_option(policy, llm=args.llm, seed=args.seed)
     config = RunConfig(policies=policies, simulator=simulator_spec(args), n=args.n, max_turns=args.max_turns,
                        k=args.k, seed=args.seed, catalog=args.catalog or DEMO_CATALOG, embedder=args.embedder,
                        llm=args.llm)

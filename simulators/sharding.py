@@ -41,6 +41,7 @@ from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from crs.errors import UserError
+from crs.policy import load_policy_option
 
 from .conversation import SimulatorSpec
 from .results import ConversationResult
@@ -146,7 +147,8 @@ class ShardWorker:
         dm: DialogueManager | None = self._dms.get(policy_name)
         if dm is not None:
             return dm
-        policy = load_run_policy(policy_name, self.config.llm, self.config.seed)
+        # Seeded by the run's seed: random-ask replays the same choices in every worker and on resume.
+        policy = load_policy_option(policy_name, llm=self.config.llm, seed=self.config.seed)
         args = Namespace(llm=self.config.llm, k=self.config.k)
         first = next(iter(self._dms.values()), None)
         if first is None:
@@ -155,7 +157,8 @@ class ShardWorker:
             dm = DialogueManager(self.store, self.searcher, facts=first.facts, policy=policy, k=self.config.k,
                                  reader=None if first.reader is first.offline_reader else first.reader,
                                  parser=None if first.parser is first.rule_parser else first.parser)
-        _warm_up(dm)
+        # Setup time, not the first conversation's (which would skew conversations per second).
+        dm.warm_up()
         self._dms[policy_name] = dm
         return dm
 
@@ -167,31 +170,6 @@ class ShardWorker:
         simulator = self.config.simulator.build(self.world, plan)
         result = run_conversation(self.dialogue_manager(policy), simulator, plan, max_turns=self.config.max_turns)
         return ShardResult(task, dataclasses.asdict(plan), result)
-
-
-def _warm_up(dm: DialogueManager) -> None:
-    """Load what the models load on first use (the query text encoder, the image reader's value
-    prototypes: seconds, more on a busy machine), as the web app's warm-up does, so that it is
-    setup time and not the first conversation's (which would skew conversations per second)."""
-    from PIL import Image
-
-    from crs.image_reader import ReadContext
-
-    dm.searcher.embedder.encode_query_text("warm-up")
-    dm.offline_reader.read(Image.new("RGB", (64, 64), "white"), ReadContext(dm.facts))
-
-
-def load_run_policy(name: str, llm: str | None, seed: int) -> Any:
-    """The named policy, seeded by the run's seed (random-ask then replays the same choices in
-    every worker and on resume); a bad name or a missing LLM is a UserError."""
-    from crs.policy import load_policy
-
-    try:
-        return load_policy(name, llm=llm, seed=seed)
-    except ValueError as exc:
-        raise UserError(f"--policy {name}: {exc}") from None
-    except ImportError as exc:  # the LLM extras are not installed
-        raise UserError(f"--policy {name}: cannot load the LLM support ({exc})") from None
 
 
 def run_shard(config: RunConfig, tasks: Sequence[Task]) -> list[ShardResult]:

@@ -8,8 +8,8 @@ from .base import Ask, Candidates, Decision, Policy, PolicyContext, Recommend
 from .baselines import AlwaysRecommend, AskNThenRecommend, RandomAsk
 from .eig import EIGPolicy
 
-__all__ = ["Ask", "Candidates", "Decision", "Policy", "PolicyContext", "Recommend", "load_policy", "POLICY_NAMES",
-           "BASELINES"]
+__all__ = ["Ask", "Candidates", "Decision", "Policy", "PolicyContext", "Recommend", "load_policy",
+           "load_policy_option", "POLICY_NAMES", "BASELINES"]
 
 POLICY_NAMES = ("eig", "always-recommend", "ask-N", "random-ask", "llm")
 BASELINES = ("always-recommend", "ask-3", "random-ask")
@@ -35,3 +35,16 @@ def load_policy(name: str, *, llm: str | None = None, seed: int = 0) -> Policy:
 
         return LLMPolicy.from_spec(llm)
     raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICY_NAMES)}")
+
+
+def load_policy_option(name: str, *, llm: str | None = None, seed: int = 0) -> Policy:
+    """:func:`load_policy` for a ``--policy`` setting: a bad name, a missing LLM or missing LLM
+    extras become a :class:`~crs.errors.UserError` naming the option."""
+    from ..errors import UserError
+
+    try:
+        return load_policy(name, llm=llm, seed=seed)
+    except ValueError as exc:
+        raise UserError(f"--policy {name}: {exc}") from None
+    except ImportError as exc:  # the LLM extras are not installed
+        raise UserError(f"--policy {name}: cannot load the LLM support ({exc})") from None
