@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import gradio as gr
+
+from crs.web_api import image_url  # the JSON API's item image URLs, one definition
 
 PLACEHOLDER_IMAGE = Path(__file__).resolve().parent.parent / "assets" / "webui" / "no-image.svg"
 GALLERY_COLUMNS = 5
@@ -39,15 +40,10 @@ def catalog_image(image: str) -> str:
     return str(path)
 
 
-def image_url(item_id: str) -> str:
-    """Where app.py serves an item's image (the JSON API's contract, see DESIGN.md)."""
-    return f"/api/v1/items/{quote(item_id, safe='')}/image"
-
-
 def reply_for_clients(reply: dict[str, Any], session_id: str) -> dict[str, Any]:
     """The reply JSON with the session id, and image URLs in place of server file paths."""
-    items = [{key: value for key, value in item.items() if key != "image"} | {"image_url": image_url(item["id"])}
-             for item in reply.get("items", [])]
+    items = [{key: value for key, value in item.items() if key != "image"}
+             | {"image_url": image_url(item["id"], bool(item.get("image")))} for item in reply.get("items", [])]
     return {"session_id": session_id, **reply, "items": items}
 
 
