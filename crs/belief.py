@@ -56,6 +56,9 @@ class BeliefState:
     liked: list[int] = field(default_factory=list)
     disliked: list[int] = field(default_factory=list)
     shown: list[int] = field(default_factory=list)  # every item shown, in order
+    # Each time the person pointed at one shown item as the closest ("more like #2"): [the items
+    # shown then, the one picked]; the posterior weighs candidates by it (crs.choice).
+    picks: list[list[Any]] = field(default_factory=list)
     last_shown: list[int] = field(default_factory=list)
     asked: list[str] = field(default_factory=list)
     dont_care: list[str] = field(default_factory=list)
@@ -106,9 +109,13 @@ class BeliefState:
         self.image_attributes = dict(attributes)
 
     def like(self, item: int) -> None:
+        """The person likes a shown item: it is a pick among the items shown with it (if several)."""
         self._forget(self.disliked, item)
         if item not in self.liked:
             self.liked.append(item)
+        pick = [list(self.last_shown), item]
+        if item in self.last_shown and len(self.last_shown) > 1 and pick not in self.picks:
+            self.picks.append(pick)
 
     def dislike(self, item: int) -> None:
         self._forget(self.liked, item)
@@ -161,6 +168,12 @@ class BeliefState:
         """Attributes with a known answer: asking about them again would waste a turn."""
         return set(self.require) | set(self.dont_care)
 
+    def liked_unpicked(self) -> list[int]:
+        """Liked items that are not picks among shown items: those pull the query (Rocchio);
+        picks weigh candidates through the choice model instead (crs.choice)."""
+        picked = {item for _, item in self.picks}
+        return [i for i in self.liked if i not in picked]
+
     def query_text(self) -> str | None:
         """The soft texts plus required values, as one text for the joint space."""
         words = self.texts + [v for values in self.require.values() for v in values]
@@ -191,6 +204,7 @@ class BeliefState:
             "images": _pack(self.image_vectors), "visual": _pack(self.visual_vectors),
             "image_captions": self.image_captions, "image_attributes": self.image_attributes,
             "liked": self.liked, "disliked": self.disliked, "shown": self.shown, "last_shown": self.last_shown,
+            "picks": self.picks,
             "asked": self.asked, "dont_care": self.dont_care, "accepted": self.accepted, "question": self.question,
             "turns": self.turns,
         }

@@ -4,10 +4,21 @@ retrieve candidates, let the policy ask or recommend, reply, and store it all.
 :meth:`DialogueManager.respond` is THE public entry point: the web UI, the JSON API, the
 terminal chat and the simulated users all talk through it, so they all measure the same system.
 
-The posterior over candidates: ``p_i ∝ exp(score_i / TEMPERATURE) * VIOLATION ** v_i`` where
-``score_i`` is the fused retrieval score of the composed query and ``v_i`` the number of
-constraints item i breaks. Candidates are the top items under the constraints plus the top
-items without them, so one wrong answer makes the right item unlikely, not impossible.
+The posterior over candidates:
+
+    p_i ∝ exp(score_i / TEMPERATURE) * VIOLATION ** v_i * SHOWN_MISS ** s_i * prod_picks P(pick | i)
+
+``score_i`` is the fused retrieval score of the composed query, ``v_i`` the number of
+constraints item i breaks, ``s_i`` whether it was shown before (and not taken), and each pick
+("more like #2") weighs i by how likely that pick is if i is the wanted item (:mod:`crs.choice`).
+Candidates are the items meeting the constraints (all of them when there are at most
+POOL_ALL, else the top POOL_FILTERED) plus the top items ignoring them, so one wrong answer
+makes the right item unlikely, not impossible.
+
+Measured on 200 text-opened simulated conversations (seed 1, always-recommend): the picks, the
+whole constrained pool and the shown factor took success from 0.71 to 0.81 and average turns
+from 6.41 to 5.83; the wider score temperature (0.1, was 0.05) with picks replacing Rocchio
+for liked items then to 0.86 and 5.00.
 
 Any model-backed stage that fails (raises :class:`crs.errors.StageFailure`: timeout, garbage)
 is replaced for that turn by the rule-based stage; the turn records which, and the
@@ -33,6 +44,7 @@ from retrieval.images import ImageLoadError, ImageSource, load_image
 from retrieval.multimodal import Query, ScoredItem
 
 from .belief import BeliefState
+from .choice import LOOKS_SPACE, choice_likelihood
 from .critique import CritiqueParser, ParseContext, ShownItem
 from .critique_rules import RuleCritiqueParser
 from .errors import StageFailure, UserError
@@ -49,10 +61,12 @@ from .turn import Critique, ImageReading, Message, Question, Reply, ReplyItem
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-TEMPERATURE = 0.05  # posterior sharpness over fused scores (cosine units)
+TEMPERATURE = 0.1  # posterior sharpness over fused scores (cosine units)
 VIOLATION = 0.05  # factor per broken constraint: soft-hard, so a wrong answer is recoverable
 POOL_FILTERED = 200  # candidates under the constraints
 POOL_OPEN = 50  # candidates ignoring them
+POOL_ALL = 2000  # when at most this many items meet the constraints, all of them are candidates
+SHOWN_MISS = 0.1  # factor on an item shown before and not taken
 MAX_IMAGES = 4  # images read per message
 TEXT_CACHE = 512  # query texts whose encodings are kept
 
@@ -204,7 +218,7 @@ class DialogueManager:
         text = belief.query_text()
         return Query(text=self._encode_text(text) if text else None,
                      images=belief.image_vectors, visual=belief.visual_vectors,
-                     liked=tuple(belief.liked), disliked=tuple(belief.disliked))
+                     liked=tuple(belief.liked_unpicked()), disliked=tuple(belief.disliked))
 
     def candidates(self, belief: BeliefState, query: Query | None = None) -> Candidates:
         """The live candidates and the posterior over them."""
@@ -218,7 +232,13 @@ class DialogueManager:
             ids = np.array(pool, dtype=np.int64)
             scores = np.zeros(len(ids))
         else:
-            hits = self.searcher.index.search(query, POOL_FILTERED, allowed_ids=allowed, exclude_ids=exclude)
+            if violations_all.any() and len(allowed) <= POOL_ALL:
+                # Few enough items meet the wishes to weigh them all: the wanted one cannot
+                # drop out of the pool because the query text or a liked item points elsewhere.
+                keep = allowed[~np.isin(allowed, list(exclude))]
+                hits = self.searcher.index.score_ids(self.searcher.index.targets(query), keep)
+            else:
+                hits = self.searcher.index.search(query, POOL_FILTERED, allowed_ids=allowed, exclude_ids=exclude)
             if violations_all.any():
                 hits += self.searcher.index.search(query, POOL_OPEN, exclude_ids=exclude)
             best: dict[int, float] = {}
@@ -229,10 +249,24 @@ class DialogueManager:
         if len(ids) == 0:
             return Candidates(ids, scores, scores)
         logits = scores / TEMPERATURE + np.log(VIOLATION) * self.violations(belief, ids)
+        # Shown and not taken: the person would most likely have said so had it been theirs.
+        logits += np.log(SHOWN_MISS) * np.isin(ids, belief.shown)
+        logits += self.pick_log_likelihood(belief, ids)
         order = np.argsort(-logits, kind="stable")
         ids, scores, logits = ids[order], scores[order], logits[order]
         posterior = np.exp(logits - logits.max())
         return Candidates(ids, scores, posterior / posterior.sum())
+
+    def pick_log_likelihood(self, belief: BeliefState, ids: np.ndarray) -> np.ndarray:
+        """Sum over the person's picks ("more like #2") of log P(that pick | item i is theirs)."""
+        total = np.zeros(len(ids))
+        if not belief.picks:
+            return total
+        looks = self.searcher.index.vectors(LOOKS_SPACE, ids)
+        for shown, picked in belief.picks:
+            likelihood = choice_likelihood(looks, self.searcher.index.vectors(LOOKS_SPACE, shown))
+            total += np.log(likelihood[:, shown.index(picked)])
+        return total
 
     def violations(self, belief: BeliefState, ids: np.ndarray) -> np.ndarray:
         """How many of the belief's constraints each item breaks."""

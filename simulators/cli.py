@@ -42,6 +42,9 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
                                                   "manager's stages (as crs chat --llm), e.g. ollama:qwen2.5:7b")
     ev.add_argument("--noise", type=float, metavar="P",
                     help="probability that the simulated user answers a question wrongly (default 0.1)")
+    ev.add_argument("--starts", metavar="KIND=W,...",
+                    help="how conversations open: weights of other-style-image, similar-image and text "
+                         "(default other-style-image=0.4,similar-image=0.3,text=0.3; 'text' alone: text=1)")
     ev.add_argument("--vision", action="store_true", help="show the LLM user its target's picture")
     ev.add_argument("--run-id", metavar="ID", help="name of the run in the store; the same ID resumes it")
     ev.add_argument("--compare", action="store_true", help="also run every baseline on the same conversations")
@@ -76,6 +79,27 @@ def simulator_spec(args: argparse.Namespace) -> Any:
         raise UserError(f"--simulator {args.simulator}: {exc}") from None
 
 
+def parse_starts(text: str | None) -> tuple[tuple[str, float], ...]:
+    """``--starts``: "text=1" or "other-style-image=0.5,text=0.5"; a bare kind weighs 1."""
+    from crs.errors import UserError
+
+    from .targets import start_weights
+
+    if not text:
+        return ()
+    weights: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, _, weight = part.partition("=")
+        try:
+            weights[kind.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise UserError(f"--starts {text!r}: {weight!r} is not a number (expected KIND=WEIGHT)") from None
+    try:
+        return tuple(start_weights(weights).items())
+    except ValueError as exc:
+        raise UserError(f"--starts {text!r}: {exc}") from None
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from crs.config import DEMO_CATALOG
     from crs.errors import UserError
@@ -94,7 +118,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         load_policy_option(policy, llm=args.llm, seed=args.seed)
     config = RunConfig(policies=policies, simulator=simulator_spec(args), n=args.n, max_turns=args.max_turns,
                        k=args.k, seed=args.seed, catalog=args.catalog or DEMO_CATALOG, embedder=args.embedder,
-                       llm=args.llm)
+                       llm=args.llm, starts=parse_starts(args.starts))
     store = open_store(args.db)
     with ProgressBar() as progress:
         outcome = evaluate(store, config, run_id=args.run_id, workers=args.workers, progress=progress,

@@ -72,12 +72,20 @@ class RunConfig:
     llm: str | None = None  # the system's LLM (policy, critique parser, image reader), as `crs chat --llm`
     catalog_hash: str = ""  # the catalog's content hash when the run started
     db: str = ""  # where workers open the store; not part of the identity (a copied database resumes)
+    # The opening mix as (kind, weight) pairs (see simulators.targets); empty: DEFAULT_STARTS.
+    starts: tuple[tuple[str, float], ...] = ()
+
+    def start_weights(self) -> dict[str, float]:
+        from .targets import DEFAULT_STARTS, start_weights
+
+        return start_weights(dict(self.starts) if self.starts else DEFAULT_STARTS)
 
     def identity(self) -> dict[str, Any]:
         """The settings a run's figures depend on, as stored with the run and compared on resume."""
         return {"policies": list(self.policies), "simulator": _spec_json(self.simulator), "n": self.n,
                 "max_turns": self.max_turns, "k": self.k, "seed": self.seed, "catalog": self.catalog,
-                "catalog_hash": self.catalog_hash, "embedder": self.embedder, "llm": self.llm}
+                "catalog_hash": self.catalog_hash, "embedder": self.embedder, "llm": self.llm,
+                "starts": self.start_weights()}
 
     def tasks(self) -> list[Task]:
         """Every task of the run, policy by policy (so each policy's throughput is timed on its own)."""
@@ -133,7 +141,8 @@ class ShardWorker:
             raise ValueError(f"conversation index {index} outside the run's 0..{self.config.n - 1}")
         plan = self._plans.get(index)
         if plan is None:
-            plan = self._plans[index] = plan_conversation(self.world, index, self.config.seed)
+            plan = self._plans[index] = plan_conversation(self.world, index, self.config.seed,
+                                                              self.config.start_weights())
         return plan
 
     def dialogue_manager(self, policy_name: str) -> DialogueManager:

@@ -186,7 +186,11 @@ class SimulationWorld:
     @cached_property
     def _image_vectors(self) -> np.ndarray | None:
         try:
-            matrix = np.asarray(self.searcher.index.vectors("image", self.ids), dtype=np.float32)
+            # The simulated person's eye: the raw picture features where the index keeps them, not
+            # the joint space the dialogue manager judges "looks" in (crs.choice), so that the
+            # system is not handed back its own notion of similarity.
+            space = "visual" if self.searcher.index.has_visual else "image"
+            matrix = np.asarray(self.searcher.index.vectors(space, self.ids), dtype=np.float32)
         except KeyError:  # an index that does not hold every item: compare by attributes only
             return None
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
@@ -232,7 +236,7 @@ def conversation_seed(seed: int, index: int) -> int:
 def plan_conversation(world: SimulationWorld, index: int, seed: int,
                       starts: Mapping[str, float] | None = None) -> ConversationPlan:
     """Conversation ``index`` of a run seeded ``seed``: depends on nothing else."""
-    weights = _weights(starts)
+    weights = start_weights(starts)
     own_seed = conversation_seed(seed, index)
     rng = random.Random(own_seed)
     target = world.ids[rng.randrange(len(world.ids))]
@@ -260,8 +264,9 @@ def plan_conversations(world: SimulationWorld, n: int, seed: int,
     return [plan_conversation(world, index, seed, starts) for index in range(n)]
 
 
-def _weights(starts: Mapping[str, float] | None) -> dict[str, float]:
-    """The start mix in the fixed order of START_KINDS (the mapping's own order must not matter)."""
+def start_weights(starts: Mapping[str, float] | None) -> dict[str, float]:
+    """The start mix in the fixed order of START_KINDS (the mapping's own order must not matter),
+    kinds of weight 0 left out."""
     starts = DEFAULT_STARTS if starts is None else starts
     unknown = sorted(set(starts) - set(START_KINDS))
     if unknown:

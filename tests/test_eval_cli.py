@@ -86,6 +86,22 @@ def test_compare_json_report_and_table(shapes_catalog, capsys, tmp_path: Path) -
     assert [line.split()[0] for line in lines[4:]] == ["eig", *BASELINES]
 
 
+def test_starts_choose_how_conversations_open(shapes_catalog, capsys) -> None:
+    from sqlalchemy import select
+
+    from crs.store.models import EvalConversation, EvalRun
+
+    store, _ = shapes_catalog
+    code, _, err = crs_eval(capsys, store, "--n", "6", "--max-turns", "2", "--starts", "text", "--run-id", "t")
+    assert code == 0, err
+    with store.session() as db:
+        assert db.get(EvalRun, "t").config["starts"] == {"text": 1.0}
+        assert set(db.scalars(select(EvalConversation.start).where(EvalConversation.run_id == "t"))) == {"text"}
+    # The mix is part of the run's identity: resuming with another mix is refused.
+    code, _, err = crs_eval(capsys, store, "--n", "6", "--max-turns", "2", "--run-id", "t")
+    assert code == 1 and "starts.text: stored 1.0, now 0.3" in err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--simulator", "llm"], "--simulator llm needs an LLM"),
     (["--policy", "clever"], "--policy clever: unknown policy"),
@@ -93,6 +109,9 @@ def test_compare_json_report_and_table(shapes_catalog, capsys, tmp_path: Path) -
     (["--workers", "0"], "--workers must be at least 1"),
     (["--noise", "1.5"], "--noise is a probability"),
     (["--catalog", "nope"], "nope"),
+    (["--starts", "video=1"], "--starts 'video=1': unknown start kind(s) video"),
+    (["--starts", "text=lots"], "--starts 'text=lots': 'lots' is not a number"),
+    (["--starts", "text=0"], "--starts 'text=0': start weights must be >= 0 and not all 0"),
 ])
 def test_user_errors_are_one_line_and_status_1(shapes_catalog, capsys, argv: list[str], message: str) -> None:
     store, _ = shapes_catalog

@@ -110,3 +110,16 @@ def test_sharpening_judges_with_a_power_of_the_posterior_without_reordering() ->
     decision = EIGPolicy(sharpen=2.0, horizon=0).decide(ctx)
     assert isinstance(decision, Recommend) and decision.ids == [1, 2]
     assert "57%" in decision.why
+
+
+def test_free_answers_count_every_value_not_only_the_offered_ones() -> None:
+    # 8 items, 4 kinds (2 each). Offering only "a" (+ any): with free answers a person whose item
+    # is b, c or d says so (2 bits); limited to the buttons, "any" lumps b, c, d: H(1/4) bits.
+    ids = np.arange(1, 9, dtype=np.int64)
+    kinds = AttributeInfo("kind", "categorical", True, ("a", "b", "c", "d"), None)
+    facts = CatalogFacts("toy", ids, {"kind": kinds}, {"kind": np.array([0, 0, 1, 1, 2, 2, 3, 3], dtype=np.int32)},
+                         {}, {})
+    ctx = PolicyContext(facts, Candidates(ids, np.zeros(8), np.full(8, 1 / 8)))
+    assert EIGPolicy(noise=0.0).gain(ctx, "kind", ["a", "any"]) == pytest.approx(2.0)
+    assert EIGPolicy(noise=0.0, free_answers=False).gain(ctx, "kind", ["a", "any"]) == pytest.approx(
+        float(entropy_bits(np.array([1 / 4, 3 / 4]))))
