@@ -106,6 +106,9 @@ def write_report(folder: Path, figures: Sequence[dict[str, Any]], results: dict[
         "",
         f"Simulator settings: `{simulator}`",
         "",
+        "Openings (weights): " + (", ".join(f"{kind} {weight:g}" for kind, weight in config["starts"].items())
+                                  if config.get("starts") else "the default mix"),
+        "",
         "## Success rate by turn",
         "",
         f"![Success rate by turn, one line per policy]({SUCCESS_PLOT})",

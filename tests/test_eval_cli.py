@@ -77,6 +77,7 @@ def test_compare_json_report_and_table(shapes_catalog, capsys, tmp_path: Path) -
             assert image.format == "PNG" and image.size[0] >= 300
     for policy in ["eig", *BASELINES]:
         assert f"| {policy} |" in text
+    assert "Openings (weights): other-style-image 0.4, similar-image 0.3, text 0.3" in text
 
     # Without --json: the same run read back as a table, one row per policy.
     code, out, err = crs_eval(capsys, store, "--n", "3", "--max-turns", "3", "--compare", "--run-id", "cmp")
