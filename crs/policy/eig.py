@@ -23,8 +23,8 @@ conversation from 0.71 to 0.50 at the same success rate (0.94, n=300); horizons 
 within noise. Judging with the squared posterior then cut average turns from 3.23 to 3.04.
 When the dialogue manager's score temperature went from 0.05 to 0.1, the power went from 2 to
 4, which judges exactly as before on the score part. With that dialogue manager (n=200, text
-openings) asking more did not pay: sharpen 1 / 4 / 8 asked 1.07 / 0.47 / 0.04 questions per
-conversation for success 0.80 / 0.835 / 0.86 and 5.42 / 5.09 / 5.00 turns, always-recommend
+openings) asking more did not pay: sharpen 2 / 4 / 8 asked 1.06 / 0.47 / 0.04 questions per
+conversation for success 0.775 / 0.835 / 0.86 and 5.51 / 5.09 / 5.00 turns, always-recommend
 0.86 and 5.00. Pages chosen for what the person's pick would tell (PicHunter's most informative
 display, with :mod:`crs.choice`) were tried and dropped: 0.875 / 4.95 at a third of the speed.
 """
