@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import TextIO
 
 from .catalog.demo import open_catalog
+from .cli_args import int_between
 from .config import DEMO_CATALOG
 from .dialogue import DialogueManager
 from .errors import UserError
 from .policy import POLICY_NAMES, Policy, load_policy_option
-from .search import CatalogSearch
-from .store import Store, open_store
+from .search import MAX_K, CatalogSearch
+from .store import Store, open_store, redact_url
 from .store.models import Catalog, ChatSession
 from .turn import Message, Reply
 
@@ -59,15 +60,14 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
     chat.add_argument("--session", metavar="ID", help="resume a stored session (its id)")
     chat.add_argument("--json", action="store_true",
                       help="print each reply as one JSON line: the reply, action, question, items, session_id, turn")
-    chat.add_argument("-k", type=int, default=5, help="items per recommendation (default 5)")
+    chat.add_argument("-k", type=int_between(1, MAX_K), default=5,
+                      help=f"items per recommendation (default 5, at most {MAX_K})")
     chat.set_defaults(run=cmd_chat)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from retrieval.threads import serve_single_queries
 
-    if args.k < 1:
-        raise UserError(f"-k must be at least 1, got {args.k}")
     interactive = sys.stdin.isatty()
     store = open_store(args.db)
     catalog = open_catalog(store, args.catalog or DEMO_CATALOG)
@@ -113,7 +113,8 @@ def _check_session(store: Store, catalog: Catalog, session_id: str) -> None:
     with store.session() as db:
         row = db.get(ChatSession, session_id)
         if row is None or row.catalog_id != catalog.id:
-            raise UserError(f"--session {session_id}: no such session for catalog {catalog.name!r} in {store.url} "
+            raise UserError(f"--session {session_id}: no such session for catalog {catalog.name!r} in "
+                            f"{redact_url(store.url)} "
                             "(leave --session out to start a new one)")
 
 

@@ -28,6 +28,10 @@ from .store import Store
 from .store.models import Catalog, Item
 
 Where = Iterable[str] | Mapping[str, Any] | None
+# The most results one search returns. The index allocates per requested result, so an unbounded
+# k is a memory bomb (k=100,000,000 reached 5.3 GB). Command-line options and batch lines are
+# checked against this one number, and CatalogSearch checks it again so every caller is covered.
+MAX_K = 1000
 
 
 class QueryError(UserError, ValueError):
@@ -47,6 +51,13 @@ class SearchHit:
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "score": round(self.score, 6), "attributes": self.attributes,
                 "image": self.image}
+
+
+def check_k(k: object) -> int:
+    """``k`` itself if it is a whole number from 1 to MAX_K; QueryError otherwise."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise QueryError(f"k must be between 1 and {MAX_K}, got {k!r}")
+    return k
 
 
 class CatalogSearch:
@@ -86,6 +97,7 @@ class CatalogSearch:
                k: int = 10, liked: Sequence[int] = (), disliked: Sequence[int] = (), exclude: Iterable[int] = (),
                weights: FusionWeights = DEFAULT_WEIGHTS) -> list[SearchHit]:
         """The top ``k`` items for a text and/or images, liked and disliked items, under ``where``."""
+        check_k(k)  # before the query is encoded: a bad k costs nothing
         conditions = parse_where(where)
         query = self.query(text, images, liked=liked, disliked=disliked)
         return self.search_query(query, conditions, k=k, exclude=exclude, weights=weights)
@@ -93,6 +105,7 @@ class CatalogSearch:
     def search_query(self, query: Query, conditions: list[Condition] | None = None, *, k: int = 10,
                      exclude: Iterable[int] = (), weights: FusionWeights = DEFAULT_WEIGHTS) -> list[SearchHit]:
         """Search with an already encoded query (the dialogue manager composes its own)."""
+        check_k(k)
         allowed = allowed_item_ids(self.store, self.catalog, conditions or [])
         try:
             scored = self.index.search(query, k, allowed_ids=allowed, exclude_ids=exclude, weights=weights)

@@ -2,9 +2,10 @@
 
 Batch mode (``--batch QUERIES.jsonl``) reads one JSON query per line, ``{"text": ...,
 "image": PATH or [PATHS], "where": {...}, "k": N, "liked": [IDS], "disliked": [IDS]}`` (every field
-optional, ids are the catalog's own), and prints one JSON result list per line, in order, with
-the models loaded once. A line that cannot be run prints ``{"error": ..., "line": N}`` in its
-place, so outputs stay aligned with inputs, and the exit status is 1.
+optional, ids are the catalog's own, k from 1 to MAX_K = 1000), and prints one JSON result list
+per line, in order, with the models loaded once. A line that cannot be run prints ``{"error":
+..., "line": N}`` in its place, so outputs stay aligned with inputs, and the exit status is 1
+(stderr names the first failing line and why).
 """
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from .catalog.demo import open_catalog
+from .cli_args import int_between
 from .config import DEMO_CATALOG
 from .errors import UserError
-from .search import CatalogSearch, SearchHit
+from .search import MAX_K, CatalogSearch, SearchHit, check_k
 from .store import open_store
 
 
@@ -36,7 +38,8 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
     search.add_argument("text", nargs="?", help="what to look for, e.g. 'a red heart'")
     search.add_argument("--image", action="append", default=[], metavar="PATH",
                         help="a query image (repeatable); with TEXT, a composed query: this image, modified")
-    search.add_argument("-k", type=int, default=10, help="how many results (default 10)")
+    search.add_argument("-k", type=int_between(1, MAX_K), default=10,
+                        help=f"how many results (default 10, at most {MAX_K})")
     search.add_argument("--where", action="append", default=[], metavar="ATTR=VALUE",
                         help="filter, repeatable: colour=blue, style!=3d, added_in>=2015")
     search.add_argument("--like", action="append", default=[], metavar="ID", help="an item you like (its id)")
@@ -85,8 +88,6 @@ def cmd_search(args: argparse.Namespace) -> int:
         if args.text or args.image or args.where or args.like or args.dislike:
             raise UserError("--batch reads every query from the file; give no TEXT, --image, --where, --like")
         return _batch(args)
-    if args.k < 1:
-        raise UserError(f"-k must be at least 1, got {args.k}")
     for path in args.image:
         if not Path(path).is_file():
             raise UserError(f"--image {path}: no such file")
@@ -104,6 +105,7 @@ def _batch(args: argparse.Namespace) -> int:
     source = sys.stdin if args.batch == "-" else _open_file(args.batch)
     searcher = _open(args)
     failed = 0
+    first_error = ""
     with source:
         for number, line in enumerate(source, start=1):
             if not line.strip():
@@ -113,9 +115,11 @@ def _batch(args: argparse.Namespace) -> int:
                 print(json.dumps([h.to_json() for h in hits], ensure_ascii=False), flush=True)
             except UserError as exc:
                 failed += 1
+                first_error = first_error or f"line {number}: {exc}"
                 print(json.dumps({"error": str(exc), "line": number}), flush=True)
-    if failed:
-        print(f"error: {failed} queries of {args.batch} could not be run (see the error lines)", file=sys.stderr)
+    if failed:  # the first reason too: stdout may be a file nobody reads at once
+        print(f"error: {failed} queries of {args.batch} could not be run (see the error lines; the first, "
+              f"{first_error})", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -138,9 +142,7 @@ def _run_line(searcher: CatalogSearch, line: str, default_k: int) -> list[Search
         raise UserError(f"unknown query fields {sorted(unknown)}; use text, image, where, k, liked, disliked")
     images = spec.get("image", spec.get("images")) or []
     images = [images] if isinstance(images, str) else images
-    k = spec.get("k", default_k)
-    if not isinstance(k, int) or k < 1:
-        raise UserError(f"k must be a positive integer, got {k!r}")
+    k = check_k(spec.get("k", default_k))  # before any work: a huge k is a memory bomb
     text = spec.get("text")
     if text is not None and not isinstance(text, str):
         raise UserError(f"text must be a string, got {type(text).__name__}")

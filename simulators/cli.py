@@ -18,9 +18,17 @@ from collections.abc import Callable
 from typing import Any
 
 SIMULATORS = ("agenda", "llm")
+# Upper bounds that stop a typo (--n 1000000000) from queueing days of work or a process per
+# core many times over; each is far above the runs this project makes (n=500, T=10, a few workers).
+MAX_N = 100_000
+MAX_TURNS = 100
+MAX_WORKERS = 64
 
 
 def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: ignore[type-arg, no-untyped-def]
+    from crs.cli_args import int_between
+    from crs.search import MAX_K  # already imported by crs.cli, which builds this parser
+
     ev = commands.add_parser(
         "eval", help="evaluate a policy with simulated users (resumable runs stored in the database)",
         description="Simulated users, each with a hidden target item, talk to the recommender through the same "
@@ -33,11 +41,15 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
                                                     "ask-N, random-ask, llm")
     ev.add_argument("--simulator", choices=SIMULATORS, default="agenda",
                     help="agenda (rule-based, offline; default) or llm (needs --llm)")
-    ev.add_argument("--n", type=int, default=100, help="conversations per policy (default 100)")
-    ev.add_argument("--max-turns", type=int, default=10, help="turns per conversation at most, T (default 10)")
+    ev.add_argument("--n", type=int_between(1, MAX_N), default=100,
+                    help=f"conversations per policy (default 100, at most {MAX_N:,})")
+    ev.add_argument("--max-turns", type=int_between(1, MAX_TURNS), default=10,
+                    help=f"turns per conversation at most, T (default 10, at most {MAX_TURNS})")
     ev.add_argument("--seed", type=int, default=0, help="conversation i's target and start come from (seed, i)")
-    ev.add_argument("--workers", type=int, default=1, help="processes running conversations (default 1)")
-    ev.add_argument("-k", type=int, default=5, help="items per recommendation (default 5)")
+    ev.add_argument("--workers", type=int_between(1, MAX_WORKERS), default=1,
+                    help=f"processes running conversations (default 1, at most {MAX_WORKERS})")
+    ev.add_argument("-k", type=int_between(1, MAX_K), default=5,
+                    help=f"items per recommendation (default 5, at most {MAX_K})")
     ev.add_argument("--llm", metavar="SPEC", help="the LLM for --simulator llm, --policy llm and the dialogue "
                                                   "manager's stages (as crs chat --llm), e.g. ollama:qwen2.5:7b")
     ev.add_argument("--noise", type=float, metavar="P",
@@ -102,7 +114,6 @@ def parse_starts(text: str | None) -> tuple[tuple[str, float], ...]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from crs.config import DEMO_CATALOG
-    from crs.errors import UserError
     from crs.policy import load_policy_option
     from crs.store import open_store
 
@@ -110,9 +121,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .runner import evaluate
     from .sharding import RunConfig
 
-    for name, value in (("--n", args.n), ("--max-turns", args.max_turns), ("-k", args.k), ("--workers", args.workers)):
-        if value < 1:
-            raise UserError(f"{name} must be at least 1, got {value}")
     policies = policies_to_run(args.policy, args.compare)
     for policy in policies:  # a typo fails here, before any model loads
         load_policy_option(policy, llm=args.llm, seed=args.seed)

@@ -168,7 +168,9 @@ def test_bad_options_are_user_errors(shapes_catalog, monkeypatch, capsys) -> Non
     assert code == 1 and "unknown policy 'nonsense'" in err
     code, _, err = chat(monkeypatch, capsys, store, "", "--policy", "llm")
     assert code == 1 and "needs an LLM" in err
-    code, _, err = chat(monkeypatch, capsys, store, "", "-k", "0")
-    assert code == 1 and "-k must be at least 1" in err
+    for k in ("0", "100000000"):  # bounded while parsing: argparse's status 2, before any model loads
+        with pytest.raises(SystemExit) as exited:
+            chat(monkeypatch, capsys, store, "", "-k", k)
+        assert exited.value.code == 2 and f"argument -k: must be between 1 and 1000, got {k}" in capsys.readouterr().err
     code, out, err = chat(monkeypatch, capsys, store, "")  # empty input: a session, no turns, exit 0
     assert code == 0 and out == ""

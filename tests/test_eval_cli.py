@@ -106,8 +106,6 @@ def test_starts_choose_how_conversations_open(shapes_catalog, capsys) -> None:
 @pytest.mark.parametrize("argv, message", [
     (["--simulator", "llm"], "--simulator llm needs an LLM"),
     (["--policy", "clever"], "--policy clever: unknown policy"),
-    (["--n", "0"], "--n must be at least 1"),
-    (["--workers", "0"], "--workers must be at least 1"),
     (["--noise", "1.5"], "--noise is a probability"),
     (["--catalog", "nope"], "nope"),
     (["--starts", "video=1"], "--starts 'video=1': unknown start kind(s) video"),
@@ -119,6 +117,25 @@ def test_user_errors_are_one_line_and_status_1(shapes_catalog, capsys, argv: lis
     code, out, err = crs_eval(capsys, store, "--n", "2", *argv)
     assert code == 1 and out == ""
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--n", "0"], "argument --n: must be between 1 and 100000, got 0"),
+    (["--n", "1000000000"], "argument --n: must be between 1 and 100000, got 1000000000"),
+    (["--max-turns", "100000"], "argument --max-turns: must be between 1 and 100, got 100000"),
+    (["--workers", "0"], "argument --workers: must be between 1 and 64, got 0"),
+    (["--workers", "5000"], "argument --workers: must be between 1 and 64, got 5000"),
+    (["-k", "100000000"], "argument -k: must be between 1 and 1000, got 100000000"),
+    (["-k", "ten"], "argument -k: must be a whole number, got 'ten'"),
+])
+def test_sizes_are_bounded_while_parsing(shapes_catalog, capsys, monkeypatch, argv: list[str], message: str) -> None:
+    """A typo'd size is an argparse error (status 2) before the store is opened or a model loads."""
+    store, _ = shapes_catalog
+    monkeypatch.setattr("simulators.runner.evaluate", lambda *a, **k: pytest.fail("the run started"))
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", "--catalog", "shapes", "--db", store.url, "--embedder", "fake", *argv])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and message in err and "Traceback" not in err
 
 
 def test_crs_imports_no_simulator_until_the_cli_is_built() -> None:

@@ -3,6 +3,9 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +17,7 @@ from crs.catalog.ingest import IngestOptions, ingest
 from crs.catalog.records import IngestError
 from crs.catalog.schema import SchemaError
 from crs.cli import main as crs_main
+from crs.errors import UserError
 from crs.store import Store
 from crs.store.models import Attribute, Catalog, Item, ItemValue
 
@@ -262,3 +266,114 @@ def test_cli_ingest_and_error_exit(tmp_path: Path, catalog_dir: Path, capsys: py
     assert "error: 1 problem(s), nothing was written:" in err and "red-apple.png" not in err and "not an image" in err and "items.jsonl:2: field 'image'" in err
     assert crs_main(["catalog", "info", "--db", db, "--catalog", "nope"]) == 1
     assert "no catalog named 'nope'" in capsys.readouterr().err
+
+
+# --- hostile files: devices, FIFOs, huge images, bad encodings, NULs, duplicate columns ----------
+
+def ingest_cli(path: Path, db: str, fmt: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`crs ingest` in its own process, with a timeout: a hang (a FIFO) fails the test instead of
+    hanging it, and a runaway read (/dev/zero) meets the process's own memory, not pytest's."""
+    return subprocess.run([sys.executable, "-m", "crs.cli", "ingest", str(path), "--format", fmt, "--db", db,
+                           "--catalog", "tiny", *extra], capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def filled(store: Store, catalog_dir: Path) -> Store:
+    """The store with the tiny catalog in it, so that 'unchanged' compares real rows."""
+    ingest(store, catalog_dir / "items.jsonl")
+    return store
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda tmp: Path("/dev/zero"), "/dev/zero: not a regular file (it is a character device)"),
+    (lambda tmp: (os.mkfifo(tmp / "pipe.png"), tmp / "pipe.png")[1], "pipe.png: not a regular file (it is a FIFO"),
+    (lambda tmp: tmp, "not a regular file (it is a folder)"),
+], ids=["dev-zero", "fifo", "folder"])
+def test_an_image_that_is_not_a_regular_file_is_refused_without_reading_it(
+        filled: Store, catalog_dir: Path, tmp_path: Path, make, message: str) -> None:
+    """Replays: /dev/zero as an image ran to 2.9 GB and a MemoryError; a FIFO hung forever."""
+    image = make(tmp_path)
+    rows = [json.loads(line) for line in (catalog_dir / "items.jsonl").read_text().splitlines()]
+    rows[1]["image"] = str(image)
+    write_lines(catalog_dir / "items.jsonl", rows)
+    before = dump(filled)
+    done = ingest_cli(catalog_dir / "items.jsonl", filled.url, "jsonl")
+    assert done.returncode == 1, done.stderr
+    assert f"items.jsonl:2: field 'image': {image}" in done.stderr and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "nothing was written" in done.stderr
+    assert dump(filled) == before
+
+
+def test_an_image_over_the_size_limit_is_refused(filled: Store, catalog_dir: Path) -> None:
+    big = catalog_dir / "images" / "big.png"
+    with big.open("wb") as handle:  # sparse: 64 MiB on paper, nothing on disk
+        handle.truncate(64 << 20)
+    rows = [json.loads(line) for line in (catalog_dir / "items.jsonl").read_text().splitlines()]
+    rows[0]["image"] = "images/big.png"
+    write_lines(catalog_dir / "items.jsonl", rows)
+    before = dump(filled)
+    with pytest.raises(IngestError, match=r"items.jsonl:1: field 'image': .*big.png: too large: more than the "
+                                          r"limit of 25.0 MiB \(26,214,400 bytes\) per image"):
+        ingest(filled, catalog_dir / "items.jsonl")
+    assert dump(filled) == before
+
+
+def test_read_image_file_reads_at_most_the_limit_plus_one_byte(tmp_path: Path) -> None:
+    from crs.catalog.images import ImageProblem, read_image_file
+
+    path = tmp_path / "ten.bin"
+    path.write_bytes(b"x" * 10)
+    assert read_image_file(path, max_bytes=10) == b"x" * 10
+    with pytest.raises(ImageProblem, match="too large: more than the limit of 9 bytes"):
+        read_image_file(path, max_bytes=9)
+
+
+CSV_HEADER = "id,title,category,colour,size,price\n"
+
+
+@pytest.mark.parametrize("data, message", [
+    ((CSV_HEADER.rstrip("\n") + ",colour\n" + "pear,Green pear,food,green,small,1,red\n").encode(),
+     "items.csv:1: field '(header)': duplicate column 'colour': columns 4 and 7; each column may appear once"),
+    ("id,title,Colour,colour\npear,Green pear,green,red\n".encode(),
+     "duplicate column 'colour' (written 'Colour' and 'colour'): columns 3 and 4"),
+    ((CSV_HEADER + "pear,Green\x00pear,food,green,small,1\n").encode(),
+     "items.csv: line 2: contains a NUL byte (0x00), so it is not UTF-8 text (a binary file, or UTF-16?): "
+     "save it as UTF-8"),
+    ((CSV_HEADER + "pear,Green pear,food,green,small,1\ncafe,Caf\u00e9 sign,food,red,small,2\n").encode("latin-1"),
+     "items.csv: not UTF-8 text (byte 0xe9 at line 3): save it as UTF-8"),
+    ((CSV_HEADER + "pear,Green pear,food,green,small,1\n").encode("utf-16"),
+     "items.csv: not UTF-8 text (it is UTF-16: it starts with a UTF-16 byte-order mark): save it as UTF-8"),
+    ((CSV_HEADER + "pear,Green pear,food,green,small,1\n").encode("utf-16-le"),  # no byte-order mark
+     "items.csv: line 1: contains a NUL byte (0x00)"),
+], ids=["duplicate-column", "duplicate-column-by-case", "nul", "latin-1", "utf-16", "utf-16-no-bom"])
+def test_csv_that_is_not_clean_utf8_text_with_unique_columns_is_refused(
+        filled: Store, tmp_path: Path, data: bytes, message: str) -> None:
+    """Replays: `style,style` kept the last cell, NULs reached titles, Latin-1 and UTF-16 files
+    were refused "after line 0"."""
+    path = tmp_path / "items.csv"
+    path.write_bytes(data)
+    before = dump(filled)
+    done = ingest_cli(path, filled.url, "csv")
+    assert done.returncode == 1 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "after line 0" not in done.stderr
+    assert dump(filled) == before
+
+
+@pytest.mark.parametrize("data, message", [
+    (b'{"id": "pear", "title": "Green\\u0000pear"}\n', "items.jsonl:1: field 'title': contains a NUL character"),
+    (b'{"id": "pear", "title": "Pear", "attributes": {"category": ["a\\u0000"]}}\n',
+     "items.jsonl:1: field 'attributes': contains a NUL character"),
+    (b'{"id": "pear", "title": "Green\x00pear"}\n', "items.jsonl: line 1: contains a NUL byte (0x00)"),
+    ('{"id": "pear", "title": "Pear"}\n{"id": "cafe", "title": "Caf\u00e9"}\n'.encode("latin-1"),
+     "items.jsonl: not UTF-8 text (byte 0xe9 at line 2): save it as UTF-8"),
+    ('{"id": "pear", "title": "Pear"}\n'.encode("utf-16"), "it is UTF-16"),
+], ids=["escaped-nul-title", "escaped-nul-value", "raw-nul", "latin-1", "utf-16"])
+def test_jsonl_gets_the_same_nul_and_encoding_checks(filled: Store, tmp_path: Path, data: bytes,
+                                                      message: str) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(data)
+    before = dump(filled)
+    with pytest.raises(UserError) as raised:
+        ingest(filled, path, IngestOptions(catalog="tiny"))
+    assert message in str(raised.value)
+    assert dump(filled) == before

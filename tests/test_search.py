@@ -10,7 +10,7 @@ from crs.catalog.ingest import IngestOptions, ingest
 from crs.catalog_index import index_folder, open_index
 from crs.cli import main
 from crs.filters import FilterError, parse_where
-from crs.search import CatalogSearch, QueryError
+from crs.search import MAX_K, CatalogSearch, QueryError
 from retrieval.embedder import load_embedder
 
 
@@ -199,6 +199,61 @@ def test_cli_batch_prints_one_line_per_query_in_order(shapes_catalog, capsys, tm
     assert lines[2]["line"] == 3 and "not JSON" in lines[2]["error"]
     assert lines[3]["line"] == 4 and "unknown attribute 'nope'" in lines[3]["error"]
     assert len(lines[4]) == 1
+
+
+# -- k is bounded everywhere (k=100,000,000 reached 5.3 GB, or ran until killed in a batch) -------
+
+def store_counts(store) -> dict[str, int]:
+    from sqlalchemy import inspect, text
+
+    with store.engine.connect() as connection:
+        return {t: connection.execute(text(f'SELECT COUNT(*) FROM "{t}"')).scalar_one()
+                for t in inspect(connection).get_table_names()}
+
+
+@pytest.mark.parametrize("k", [0, -3, MAX_K + 1, 100_000_000, True, 2.5])
+def test_catalog_search_refuses_k_out_of_bounds(searcher: CatalogSearch, k) -> None:
+    query = searcher.query("red")
+    with pytest.raises(QueryError, match=rf"k must be between 1 and {MAX_K}, got {k!r}"):
+        searcher.search("red", k=k)
+    with pytest.raises(QueryError, match=rf"k must be between 1 and {MAX_K}"):
+        searcher.search_query(query, k=k)
+
+
+def test_catalog_search_takes_k_up_to_the_limit(searcher: CatalogSearch) -> None:
+    assert len(searcher.search("red", k=MAX_K)) == 24  # the whole catalog, no more
+
+
+def test_cli_k_is_bounded_while_parsing_before_any_model_loads(shapes_catalog, capsys, monkeypatch) -> None:
+    store, _ = shapes_catalog
+    before = store_counts(store)
+    monkeypatch.setattr(CatalogSearch, "open", classmethod(lambda *a, **k: pytest.fail("a model was loaded")))
+    for k in ("100000000", "0", "1001", "lots"):
+        with pytest.raises(SystemExit) as exited:
+            main(["search", "cat", "-k", k, "--db", store.url, "--catalog", "shapes", "--embedder", "fake"])
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and "Traceback" not in err
+        assert "argument -k: " + (f"must be between 1 and {MAX_K}, got {k}" if k != "lots"
+                                  else "must be a whole number, got 'lots'") in err
+    assert store_counts(store) == before
+
+
+def test_cli_batch_line_with_a_huge_k_is_a_line_error(shapes_catalog, capsys, tmp_path: Path) -> None:
+    store, _ = shapes_catalog
+    before = store_counts(store)
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(json.dumps({"text": "red", "k": 100_000_000}) + "\n" + json.dumps({"text": "red", "k": 2})
+                       + "\n" + json.dumps({"text": "red", "k": "5"}) + "\n")
+    code, out, err = cli(capsys, "search", "--batch", str(queries), "--db", store.url, "--catalog", "shapes",
+                         "--embedder", "fake", "--json")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 1 and len(lines) == 3
+    assert lines[0] == {"error": f"k must be between 1 and {MAX_K}, got 100000000", "line": 1}
+    assert len(lines[1]) == 2
+    assert lines[2] == {"error": f"k must be between 1 and {MAX_K}, got '5'", "line": 3}
+    assert f"2 queries of {queries} could not be run (see the error lines; the first, line 1: k must be between " \
+           f"1 and {MAX_K}, got 100000000)" in err
+    assert store_counts(store) == before
 
 
 # -- the real offline models ------------------------------------------------------------------------

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, select
+from sqlalchemy.exc import OperationalError
 
-from crs.store import StoreError, open_store
+from crs.store import StoreBusy, StoreError, open_store, redact_url
+from crs.store.db import explain
 from crs.store.migrations import MIGRATIONS
 from crs.store.models import Base, SchemaMigration
 
@@ -39,7 +41,7 @@ def test_locked_database_gives_a_clear_error(tmp_path: Path) -> None:
     blocker = sqlite3.connect(path, timeout=0)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
-        with pytest.raises(StoreError, match="locked"):
+        with pytest.raises(StoreBusy, match="busy"):
             with store.transaction() as session:
                 session.add(SchemaMigration(name="x"))
     finally:
@@ -47,3 +49,114 @@ def test_locked_database_gives_a_clear_error(tmp_path: Path) -> None:
         blocker.close()
     with store.session() as session:  # nothing was written, and the store still works
         assert "x" not in set(session.scalars(select(SchemaMigration.name)))
+
+
+# -- no URL, no path, no password in a store error ------------------------------------------------
+
+PG_URL = "postgresql://crs:s3cret@db.internal:5432/crs"
+
+
+def migration_names(path: Path) -> list[str]:
+    connection = sqlite3.connect(path)  # closed at once: an open one would keep the blockers out
+    try:
+        return [name for (name,) in connection.execute("SELECT name FROM schema_migrations ORDER BY name")]
+    finally:
+        connection.close()
+
+
+def assert_no_address(message: str, *also: str) -> None:
+    for secret in ("s3cret", "sqlite:", "postgresql:", "://", *also):
+        assert secret not in message, f"{secret!r} in {message!r}"
+
+
+def test_a_busy_write_is_store_busy_without_the_path(tmp_path: Path) -> None:
+    """Replays: a write while another process holds the lock named the database file."""
+    path = tmp_path / "busy.db"
+    store = open_store(f"sqlite:///{path}", busy_timeout_s=0.01)
+    before = migration_names(path)
+    blocker = sqlite3.connect(path, timeout=0, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process's write transaction, left open
+    try:
+        with pytest.raises(StoreBusy) as raised:
+            with store.transaction() as session:
+                session.add(SchemaMigration(name="x"))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert isinstance(raised.value, StoreError) and raised.value.retry_after == 5
+    assert str(raised.value) == ("the database is busy (another process is writing to it); nothing was written; "
+                                 "try again in a few seconds")
+    assert_no_address(str(raised.value), str(tmp_path), "busy.db")
+    assert migration_names(path) == before  # nothing was written
+
+
+def test_a_busy_read_is_store_busy_too(tmp_path: Path) -> None:
+    """Reads outside transaction() raised the driver's OperationalError as it was."""
+    path = tmp_path / "busy.db"
+    store = open_store(f"sqlite:///{path}", busy_timeout_s=0.01)
+    before = migration_names(path)
+    store.engine.dispose()  # so the blocker can take the file for itself
+    blocker = sqlite3.connect(path, timeout=0, isolation_level=None)
+    blocker.execute("PRAGMA locking_mode=EXCLUSIVE")  # in WAL mode this shuts readers out as well
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreBusy) as raised:
+            with store.session() as session:
+                session.scalars(select(SchemaMigration.name)).all()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert_no_address(str(raised.value), str(tmp_path), "busy.db")
+    assert migration_names(path) == before
+
+
+@pytest.mark.parametrize("driver_text, expected", [
+    ('connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed: No such file or directory',
+     "cannot open or reach the database"),
+    ('connection to server at "db.internal" (10.0.0.5), port 5432 failed: FATAL:  password authentication failed '
+     'for user "crs"', "cannot open or reach the database"),
+    ("unable to open database file", "cannot open or reach the database"),
+    ("attempt to write a readonly database", "read-only"),
+    ("canceling statement due to lock timeout", "the database is busy"),
+    ("could not write /srv/crs/pg/base/16384 (postgresql://crs:s3cret@db.internal/crs)", "the database failed: "),
+])
+def test_driver_errors_become_messages_without_paths_or_urls(driver_text: str, expected: str) -> None:
+    message = str(explain(OperationalError("SELECT 1", {}, Exception(driver_text))))
+    assert expected in message
+    assert_no_address(message, "/var/run", "/srv/", ".s.PGSQL")
+
+
+def test_postgres_lock_timeouts_are_busy_by_sqlstate() -> None:
+    class LockNotAvailable(Exception):
+        pgcode = "55P03"
+
+    assert isinstance(explain(OperationalError("UPDATE x", {}, LockNotAvailable("lock timeout"))), StoreBusy)
+
+
+@pytest.mark.parametrize("url", [PG_URL, "postgresql+nosuchdriver://crs:s3cret@db.internal/crs",
+                                 "::crs:s3cret@db.internal", "sqlite:////proc/no-such/folder/crs.db"])
+def test_open_store_errors_hold_no_url(url: str) -> None:
+    """A bad --db is a StoreError naming no URL (SQLAlchemy's own messages quote the whole URL)."""
+    with pytest.raises(StoreError) as raised:
+        open_store(url)
+    assert_no_address(str(raised.value), "/proc/")
+
+
+def test_redact_url_hides_the_password() -> None:
+    assert redact_url(PG_URL) == "postgresql://crs:***@db.internal:5432/crs"
+    assert redact_url("postgresql+psycopg://crs:s3cret@h/db?sslmode=require") == (
+        "postgresql+psycopg://crs:***@h/db?sslmode=require")
+    assert redact_url("sqlite:///relative.db") == "sqlite:///relative.db"
+    assert "s3cret" not in redact_url("::crs:s3cret@db.internal")  # unparseable: not echoed at all
+
+
+def test_cli_messages_never_show_the_password(shapes_catalog, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every command fails cleanly on an unreachable PostgreSQL URL, without its password."""
+    from crs.cli import main
+
+    for argv in (["catalog", "info"], ["search", "cat", "--embedder", "fake"], ["chat", "--embedder", "fake"],
+                 ["eval", "--embedder", "fake", "--n", "1"], ["ingest", "nothing.jsonl", "--format", "jsonl"]):
+        assert main([*argv, "--db", PG_URL, "--catalog", "shapes"]) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "Traceback" not in err, err
+        assert_no_address(err)

@@ -31,7 +31,8 @@ def open_catalog(store: Store, name: str = DEMO_CATALOG) -> Catalog:
         catalog = session.scalar(select(Catalog).where(Catalog.name == name))
         if catalog is None:
             known = sorted(session.scalars(select(Catalog.name)))
-            raise CatalogNotFound(f"no catalog named {name!r} in {store.url}; known: {known or 'none'}. "
+            # No URL or path here: the API answers with this message (503) when misconfigured.
+            raise CatalogNotFound(f"no catalog named {name!r} in this database; known: {known or 'none'}. "
                                   "Add one with `crs ingest PATH --format jsonl|csv|amazon2023`.")
         return catalog
 

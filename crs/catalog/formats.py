@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,10 @@ def read_csv(path: Path) -> Iterator[RawRow | RowError]:
             yield RowError(str(path), 1, "(header)", "empty file: expected a header row")
             return
         header = [normalise_name(name or "") for name in reader.fieldnames]
+        duplicate = _duplicate_column(reader.fieldnames, header)
+        if duplicate:  # DictReader would silently keep the last cell of the two
+            yield RowError(str(path), 1, "(header)", duplicate)
+            return
         missing = [c for c in ("id", "title") if c not in header]
         if missing:
             yield RowError(str(path), 1, "(header)", f"missing required column(s) {missing}; found {header}")
@@ -71,6 +75,19 @@ def read_csv(path: Path) -> Iterator[RawRow | RowError]:
         data: dict[str, Any] = {c: cells.get(c, "") for c in CSV_ITEM_COLUMNS if c in header}
         data["attributes"] = {c: _csv_cell(cells.get(c, ""), kinds[c]) for c in attribute_columns if cells.get(c)}
         yield RawRow(str(path), line, data)
+
+
+def _duplicate_column(names: Sequence[str], normalised: list[str]) -> str:
+    """The problem with the first column that appears twice (after normalising names), or ''."""
+    first: dict[str, int] = {}
+    for position, name in enumerate(normalised, start=1):
+        if name in first:
+            spelled = {names[first[name] - 1], names[position - 1]}
+            as_written = f" (written {' and '.join(repr(n) for n in sorted(spelled))})" if len(spelled) > 1 else ""
+            what = f"duplicate column {name!r}{as_written}" if name else "two columns without a name"
+            return f"{what}: columns {first[name]} and {position}; each column may appear once"
+        first[name] = position
+    return ""
 
 
 def _csv_column_kind(cells: list[str]) -> str:
@@ -133,7 +150,7 @@ def infer_schema(rows: list[RawRow], name: str = "") -> tuple[CatalogSchema, lis
 
 
 class _open_text:
-    """Opens a text file with a clear error for missing or non-UTF-8 files."""
+    """Opens a text file with a clear error for missing, non-UTF-8 or binary files."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -153,6 +170,30 @@ def _checked_lines(handle: Any, path: Path) -> Iterator[str]:
     number = 0
     try:
         for number, line in enumerate(handle, start=1):  # noqa: B007
+            if "\0" in line:
+                # A NUL byte is never text: a binary file, or UTF-16 without its byte-order mark.
+                # Left in, a CSV cell keeps it and it ends up in a title.
+                raise CatalogFileError(f"{path}: line {number}: contains a NUL byte (0x00), so it is not UTF-8 "
+                                       "text (a binary file, or UTF-16?): save it as UTF-8")
             yield line
     except UnicodeDecodeError as exc:
-        raise CatalogFileError(f"{path}: after line {number}: not UTF-8 text ({exc.reason})") from exc
+        # The decoder reads ahead in blocks, so `number` lags behind the bad byte (it said
+        # "after line 0"): find the byte and its line in the raw file instead.
+        problem = _encoding_problem(path) or f"after line {number}: not UTF-8 text ({exc.reason})"
+        raise CatalogFileError(f"{path}: {problem}") from exc
+
+
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _encoding_problem(path: Path) -> str:
+    """Why ``path`` is not UTF-8, with the first bad byte and its line; '' if it is UTF-8 after all."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):  # split on b"\n": never inside a UTF-8 sequence
+            if number == 1 and raw.startswith(_UTF16_BOMS):
+                return "not UTF-8 text (it is UTF-16: it starts with a UTF-16 byte-order mark): save it as UTF-8"
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {number}): save it as UTF-8"
+    return ""

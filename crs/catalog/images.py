@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -10,6 +12,7 @@ from pathlib import Path
 from retrieval.images import ImageLoadError, load_image
 
 from ..errors import UserError
+from ..uploads import UploadError, read_limited
 
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000
@@ -33,14 +36,43 @@ def is_url(ref: str) -> bool:
 
 def check_image_file(path: Path) -> str:
     """Decode the file fully (truncation only shows on decode) and return its sha1."""
+    data = read_image_file(path)
+    check_image_bytes(data, str(path))
+    return hashlib.sha1(data).hexdigest()
+
+
+def read_image_file(path: Path, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; ImageProblem for anything else.
+
+    A catalog row names any path, and ``read_bytes`` on ``/dev/zero`` never ends (it died of
+    MemoryError at 2.9 GB) while a FIFO blocks forever. So: only regular files are opened, the
+    open cannot block (O_NONBLOCK, then fstat on what was really opened, in case the path was
+    swapped after the stat), and at most ``max_bytes`` + 1 bytes are read.
+    """
     try:
-        data = path.read_bytes()
+        _require_regular(path, os.stat(path).st_mode)  # before open: opening some devices has effects
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise ImageProblem(f"image file not found: {path}") from None
     except OSError as exc:
         raise ImageProblem(f"cannot read image file {path}: {exc.strerror}") from None
-    check_image_bytes(data, str(path))
-    return hashlib.sha1(data).hexdigest()
+    with os.fdopen(fd, "rb") as handle:
+        _require_regular(path, os.fstat(handle.fileno()).st_mode)
+        try:
+            return read_limited(handle, str(path), max_bytes)
+        except UploadError as exc:  # the upload wording ("too large: more than ...") fits ingest too
+            raise ImageProblem(str(exc)) from None
+        except OSError as exc:
+            raise ImageProblem(f"cannot read image file {path}: {exc.strerror}") from None
+
+
+def _require_regular(path: Path, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO, a named pipe", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+    kind = next((name for test, name in kinds.items() if test(mode)), "something else")
+    raise ImageProblem(f"{path}: not a regular file (it is {kind}); an image must be a file")
 
 
 def check_image_bytes(data: bytes, name: str) -> tuple[int, int]:

@@ -86,6 +86,11 @@ def parse_row(raw: RawRow, schema: CatalogSchema) -> tuple[ItemRecord | None, li
         errors.append(RowError(raw.file, raw.line, name, message))
 
     data = raw.data
+    for name, value in data.items():
+        if _has_nul(name) or _has_nul(value):  # JSON can spell one (\u0000); no title or value needs it
+            bad(repr(name)[1:-1], "contains a NUL character (\\u0000); remove it")
+    if errors:
+        return None, errors
     unknown = set(data) - _ITEM_KEYS
     if unknown:
         bad(sorted(unknown)[0], f"unknown field(s) {sorted(unknown)}; allowed: {sorted(_ITEM_KEYS)}")
@@ -129,6 +134,16 @@ def parse_row(raw: RawRow, schema: CatalogSchema) -> tuple[ItemRecord | None, li
         image_ref=texts["image"], source=texts["source"], license=texts["license"], attributes=attributes,
         extra=extra, file=raw.file, line=raw.line,
     ), []
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
 
 
 def parse_value(spec: AttributeSpec, value: Any) -> tuple[AttributeValue | None, str]:

@@ -1,3 +1,3 @@
-from .db import Store, StoreError, open_store
+from .db import Store, StoreBusy, StoreError, open_store, redact_url
 
-__all__ = ["Store", "StoreError", "open_store"]
+__all__ = ["Store", "StoreBusy", "StoreError", "open_store", "redact_url"]
