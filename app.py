@@ -7,6 +7,12 @@ without a server; importing opens nothing. ``python app.py`` parses the options,
 from them and serves it. Either way, when the server starts, the models and the index load in
 the background (:meth:`crs.services.Services.start_warm_up`) while it already answers.
 
+Limits (README, "Security and limits"): uploads, pixels and decoding (``crs.uploads``), a
+per-client rate limit on the API and on the page's uploads and turns (``crs.rate_limits``,
+``webui.uploads.PageUploadGuard``), idle sessions and old page uploads deleted by a janitor
+thread (``crs.services``). The page's uploads live in a folder of this app's own
+(``GRADIO_TEMP_DIR``, by default ``<tmp>/crs-page-uploads``), which the janitor may clean.
+
 CORS: browsers on other sites may call the API only from the origins in the allow-list
 (``--cors-origin``, repeatable, or ``CRS_CORS_ORIGINS``); by default none, so only pages served
 by this app (same origin) can. Starlette's CORSMiddleware on the outer app enforces it for every
@@ -19,11 +25,16 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 # Gradio's usage statistics and version check would reach the internet; this app stays offline.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# The page's uploads go to a folder of this app's own, which its janitor cleans (not the
+# machine-wide /tmp/gradio that other gradio apps share).
+os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "crs-page-uploads"))
 
 import gradio as gr  # noqa: E402
 from fastapi import FastAPI, HTTPException  # noqa: E402
@@ -32,9 +43,12 @@ from fastapi.responses import FileResponse  # noqa: E402
 
 from crs.config import DEMO_CATALOG  # noqa: E402
 from crs.errors import UserError  # noqa: E402
+from crs.rate_limits import RateLimiter  # noqa: E402
 from crs.services import DEFAULT_EMBEDDER, Services, Settings, parse_origins  # noqa: E402
 from crs.web_api import PREFIX, build_router  # noqa: E402
+from webui.cards import CARDS_CSS  # noqa: E402
 from webui.chat import build_chat_ui  # noqa: E402
+from webui.uploads import PageUploadGuard, upload_folder  # noqa: E402
 
 
 
@@ -49,14 +63,21 @@ def create_app(services: Services, *, serving: bool = False) -> FastAPI:
 
             serve_single_queries()
             services.start_warm_up()
+            services.start_janitor(upload_folder())
         yield
+        services.stop_janitor()
 
     web = FastAPI(title="Conversational multimodal recommender", version="1",
                   description="Find an item in a catalog by talking and showing pictures.",
                   openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None,
                   lifespan=lifespan)
-    web.include_router(build_router(services))
-    web.add_middleware(CORSMiddleware, allow_origins=list(services.settings.cors_origins),
+    web.state.services = services
+    settings = services.settings
+    limiter = RateLimiter(settings.rate_limits)  # one set of counters for the API and the page
+    web.include_router(build_router(services, limiter))
+    web.add_middleware(PageUploadGuard, limiter=limiter, limits=settings.uploads,
+                       disk_mb=settings.page_upload_disk_mb)
+    web.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                        allow_methods=["GET", "POST"], allow_headers=["Content-Type"],
                        allow_credentials=False, max_age=600)
 
@@ -70,8 +91,14 @@ def create_app(services: Services, *, serving: bool = False) -> FastAPI:
 
     # Mounted last: "/" catches every path the routes above do not.
     # max_file_size: gradio would otherwise take page uploads of any size before our checks run.
-    return gr.mount_gradio_app(web, build_chat_ui(services), path="/",
-                               max_file_size=services.settings.uploads.max_bytes)
+    ui = build_chat_ui(services)
+    mounted = gr.mount_gradio_app(web, ui, path="/", css=CARDS_CSS, max_file_size=settings.uploads.max_bytes)
+    # Gradio checks that a file named in an event's payload was uploaded (and that files it
+    # serves lie in allowed folders) only once launch() has run; a mounted app never runs it, and
+    # without this a client could name any server path (a file under the working directory)
+    # and gradio would copy it into its cache for the handler. webui.uploads checks it again.
+    ui.has_launched = True
+    return mounted
 
 
 def _widget_file(services: Services, name: str, media_type: str) -> FileResponse:
@@ -81,8 +108,20 @@ def _widget_file(services: Services, name: str, media_type: str) -> FileResponse
     return FileResponse(path, media_type=media_type, headers={"Cache-Control": "no-cache"})
 
 
-services = Services()
-app = create_app(services, serving=True)  # for `uvicorn app:app`; importing it starts nothing
+def _app_from_env() -> FastAPI:
+    """The app for `uvicorn app:app`, from the environment alone; a bad variable (for example
+    CRS_CORS_ORIGINS='*') stops the server with the same one-line error the options give."""
+    try:
+        return create_app(Services(), serving=True)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+# `python app.py` builds its app in main(), from the options; importing builds it from the
+# environment (uvicorn, tests) and starts nothing.
+if __name__ != "__main__":
+    app = _app_from_env()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

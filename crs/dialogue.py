@@ -384,6 +384,13 @@ class DialogueManager:
             bits.append(f"matches \u201c{belief.texts[-1]}\u201d")
         return "; ".join(bits).capitalize() if bits else "One of the closest matches"
 
+    def forget(self, session_ids: list[str]) -> None:
+        """Drop the per-session locks of sessions deleted from the store (see crs.session_expiry),
+        so a long-running server does not keep one lock per session it ever served."""
+        with self._locks_guard:
+            for session_id in session_ids:
+                self._locks.pop(session_id, None)
+
     def _lock(self, session_id: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(session_id, threading.Lock())

@@ -20,7 +20,8 @@ import os
 import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,7 +33,9 @@ from .catalog_index import IndexStatus
 from .config import ASSETS_DIR, DEMO_CATALOG
 from .dialogue import DialogueManager
 from .errors import UserError
+from .rate_limits import RateLimits
 from .search import CatalogSearch
+from .session_expiry import expire_sessions
 from .store import Store, open_store
 from .store.models import Catalog
 from .uploads import UploadLimits
@@ -81,11 +84,18 @@ class Settings:
     k: int = 5  # items per recommendation
     cors_origins: tuple[str, ...] = ()  # besides same-origin, which needs no CORS
     uploads: UploadLimits = field(default_factory=UploadLimits)
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    session_idle_hours: float = 24.0  # a web session nobody wrote to for this long is deleted
+    page_upload_minutes: float = 60.0  # the chat page's uploaded files are deleted after this
+    page_upload_disk_mb: int = 512  # the chat page's upload folder refuses new files above this
     widget_dir: Path = ASSETS_DIR / "widget"
 
     def __post_init__(self) -> None:
-        if self.k < 1:
-            raise UserError(f"k must be at least 1, got {self.k}")
+        if not 1 <= self.k <= 100:
+            raise UserError(f"k (items per recommendation) must be between 1 and 100, got {self.k}")
+        for name in ("session_idle_hours", "page_upload_minutes", "page_upload_disk_mb"):
+            if not getattr(self, name) > 0:
+                raise UserError(f"{name} must be more than 0, got {getattr(self, name)}")
         if not self.catalog.strip():
             raise UserError("the catalog name is empty")
         if not self.embedder.strip():
@@ -100,9 +110,47 @@ class Settings:
             "embedder": env.get("CRS_EMBEDDER") or DEFAULT_EMBEDDER,
             "llm": env.get("CRS_LLM") or None,
             "cors_origins": parse_origins(env.get("CRS_CORS_ORIGINS")),
+            "uploads": UploadLimits(**_numbers(env, UPLOAD_ENV, UploadLimits)),
+            "rate_limits": RateLimits.from_env(env),
+            **_numbers(env, SETTINGS_ENV, cls),
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
+
+    @property
+    def session_idle(self) -> timedelta:
+        return timedelta(hours=self.session_idle_hours)
+
+
+# Environment variables for the limits (README, "Security and limits"): name -> field.
+UPLOAD_ENV = {"CRS_MAX_IMAGE_BYTES": "max_bytes", "CRS_MAX_IMAGES": "max_images",
+              "CRS_MAX_IMAGE_PIXELS": "max_pixels", "CRS_MAX_TEXT_CHARS": "max_text_chars",
+              "CRS_MAX_MESSAGE_PIXELS": "max_message_pixels", "CRS_MAX_CONCURRENT_DECODES": "max_concurrent_decodes",
+              "CRS_DECODE_SIDE": "decode_side"}
+SETTINGS_ENV = {"CRS_SESSION_IDLE_HOURS": "session_idle_hours", "CRS_PAGE_UPLOAD_MINUTES": "page_upload_minutes",
+                "CRS_PAGE_UPLOAD_DISK_MB": "page_upload_disk_mb"}
+
+
+def _numbers(env: Mapping[str, str], names: Mapping[str, str], target: type) -> dict[str, Any]:
+    """The numeric settings among ``names`` that ``env`` sets, converted to their fields' types,
+    with an error that names the variable when a value is not a number or is out of range."""
+    types = {f.name: f.type for f in fields(target)}
+    out: dict[str, Any] = {}
+    for variable, name in names.items():
+        raw = env.get(variable, "").strip()
+        if not raw:
+            continue
+        kind = int if types[name] in (int, "int") else float
+        try:
+            out[name] = kind(raw.replace("_", ""))
+        except ValueError:
+            raise UserError(f"{variable}={raw!r} is not a {'whole ' if kind is int else ''}number") from None
+    try:
+        if target is UploadLimits:
+            UploadLimits(**out)  # range checks, reported with the variable names below
+    except ValueError as exc:
+        raise UserError(f"{exc} (from {', '.join(v for v, n in names.items() if n in out)})") from None
+    return out
 
 
 class ServiceUnavailable(UserError):
@@ -121,6 +169,8 @@ class Services:
         self._warm_up: threading.Thread | None = None
         self._warmed = threading.Event()
         self.warm_up_error: str | None = None
+        self._janitor: threading.Thread | None = None
+        self._stop = threading.Event()
 
     # -- the shared objects -------------------------------------------------------------------------
 
@@ -209,3 +259,60 @@ class Services:
             log.exception("warm-up failed; requests that need the dialogue manager will retry")
         finally:
             self._warmed.set()
+
+    # -- the janitor: idle sessions and old page uploads --------------------------------------------
+
+    def start_janitor(self, upload_folder: Path | None = None) -> threading.Thread:
+        """Every few minutes, delete the web sessions idle for longer than ``session_idle_hours``
+        and the page's uploaded files older than ``page_upload_minutes`` (in ``upload_folder``)."""
+        if self._janitor is None:
+            self._stop.clear()
+            self._janitor = threading.Thread(target=self._sweep_forever, args=(upload_folder,), name="crs-janitor",
+                                             daemon=True)
+            self._janitor.start()
+        return self._janitor
+
+    def stop_janitor(self) -> None:
+        self._stop.set()
+        if self._janitor is not None:
+            self._janitor.join(timeout=10)
+            self._janitor = None
+
+    def sweep(self, upload_folder: Path | None = None) -> tuple[int, int]:
+        """One round of the janitor: ``(sessions deleted, files deleted)``."""
+        expired = expire_sessions(self.store, self.settings.session_idle)
+        if expired and "dm" in self._opened:
+            self.dm.forget(expired)
+        files = delete_old_files(upload_folder, self.settings.page_upload_minutes * 60) if upload_folder else 0
+        if expired or files:
+            log.info("janitor: %d idle sessions and %d old page uploads deleted", len(expired), files)
+        return len(expired), files
+
+    def _sweep_forever(self, upload_folder: Path | None) -> None:
+        # Often enough that nothing outlives its limit by more than a tenth, at most every 5 min.
+        period = min(300.0, self.settings.session_idle_hours * 360, self.settings.page_upload_minutes * 6)
+        while not self._stop.wait(period):
+            try:
+                self.sweep(upload_folder)
+            except UserError as exc:  # a busy or unreachable store: try again next round
+                log.warning("janitor: %s", exc)
+
+
+def delete_old_files(folder: Path, max_age_s: float) -> int:
+    """Delete the files under ``folder`` last changed more than ``max_age_s`` ago, and the folders
+    left empty; returns how many files went. Links are removed, never followed."""
+    import time
+
+    cutoff = time.time() - max_age_s
+    deleted = 0
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        try:
+            if path.is_symlink() or path.is_file():
+                if path.lstat().st_mtime < cutoff:
+                    path.unlink()
+                    deleted += 1
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        except OSError:  # removed meanwhile, or not ours to remove
+            continue
+    return deleted

@@ -4,12 +4,16 @@ A thin adapter over :class:`crs.dialogue.DialogueManager` (through :class:`crs.s
 the same ``respond`` that the chat page, the terminal chat and the simulated users call. The
 contract (paths and fields) is in DESIGN.md; the OpenAPI document is at ``/api/v1/openapi.json``.
 
-Three things every endpoint shares, done once in :class:`_GuardedRoute` rather than per endpoint:
+Four things every endpoint shares, done once in :class:`_GuardedRoute` rather than per endpoint:
 
+* a per-client rate limit (:mod:`crs.rate_limits`): new sessions, messages and everything else
+  each have their own budget; over it, 429 with ``Retry-After``;
 * errors are always ``{"detail": "<a sentence for a person>"}``: validation errors are turned
   into one readable line, the project's own :class:`~crs.errors.UserError` family maps to 4xx/503,
   and anything else is logged with its traceback and answered with a generic 500 (a stack trace
-  tells an attacker more than it tells a user);
+  tells an attacker more than it tells a user). No answer names a server path, a database URL
+  or a credential: when the store or the models cannot be opened the client gets 503 and a
+  sentence, and the reason goes to the server log; a busy store answers 503 with ``Retry-After``;
 * request bodies are capped while they arrive (a message may carry at most its images at their
   limit), so a huge upload is refused before it is spooled to disk;
 * endpoints are plain ``def`` functions: FastAPI runs them in its threadpool, so one session's
@@ -39,15 +43,20 @@ from .catalog.browse import get_item
 from .catalog.info import catalog_info
 from .dialogue import SessionNotFound
 from .errors import UserError
+from .rate_limits import RateLimited, RateLimiter
 from .search import QueryError
 from .services import Services, ServiceUnavailable
+from .store import StoreBusy, StoreError
 from .turn import Message
-from .uploads import UploadError, check_uploads
+from .uploads import UploadError, UploadLimits, check_uploads
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
 INTERNAL_ERROR = "internal server error: the request could not be completed (the details are in the server log)"
+UNAVAILABLE = ("the recommender is not available right now: its catalog, models or database could not be opened "
+               "(the reason is in the server log)")
+FIELD_TOO_LARGE = "a form field is too large (over 1 MiB): the text of a message may have at most {chars:,} characters"
 
 
 # -- response and request models (the OpenAPI document is generated from these) --------------------
@@ -108,6 +117,18 @@ class FeedbackIn(BaseModel):
 
     item_id: str = Field(min_length=1, max_length=512, description="the catalog id, as in items[].id")
     liked: StrictBool
+
+
+class MessageForm(BaseModel):
+    """The multipart body of a message. Unknown fields are refused (a field named ``image``
+    instead of ``images`` would otherwise be dropped without a word)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+
+    text: str = Field("", description="the message")
+    images: list[UploadFile] | None = Field(None, description="pictures (PNG, JPEG, WebP, GIF)")
+    images_brackets: list[UploadFile] | None = Field(None, alias="images[]",
+                                                     description="the same, for clients that name the field images[]")
 
 
 class Ok(BaseModel):
@@ -172,20 +193,28 @@ def reply_out(data: dict[str, Any]) -> ReplyOut:
 
 # -- errors and body limits, for every route of the router ------------------------------------------
 
-def error_response(exc: Exception, request: Request) -> Response:
+def error_response(exc: Exception, request: Request, max_text_chars: int = 2000) -> Response:
     """The JSON error for any exception an endpoint raised (see the module docstring)."""
     if isinstance(exc, StarletteHTTPException):
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 400 and "exceeded maximum size" in detail:  # Starlette's form parser
+            return JSONResponse({"detail": FIELD_TOO_LARGE.format(chars=max_text_chars)}, 422)
         return JSONResponse({"detail": detail}, exc.status_code, headers=getattr(exc, "headers", None))
     if isinstance(exc, RequestValidationError):
         return JSONResponse({"detail": describe_validation(exc.errors())}, 422)
+    if isinstance(exc, RateLimited):
+        return JSONResponse({"detail": str(exc)}, 429, headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, UploadError):
         return JSONResponse({"detail": str(exc)}, exc.status)
     if isinstance(exc, SessionNotFound):
         return JSONResponse({"detail": str(exc)}, 404)
-    if isinstance(exc, ServiceUnavailable):
+    busy = exc if isinstance(exc, StoreBusy) else exc.__cause__ if isinstance(exc.__cause__, StoreBusy) else None
+    if busy is not None:
+        log.warning("%s %s: %s", request.method, request.url.path, busy)
+        return JSONResponse({"detail": str(busy)}, 503, headers={"Retry-After": str(busy.retry_after)})
+    if isinstance(exc, (ServiceUnavailable, StoreError)):
         log.error("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse({"detail": f"the recommender is not available: {exc}"}, 503)
+        return JSONResponse({"detail": UNAVAILABLE}, 503, headers={"Retry-After": "30"})
     if isinstance(exc, QueryError):
         return JSONResponse({"detail": str(exc)}, 422)
     if isinstance(exc, UserError):
@@ -194,12 +223,24 @@ def error_response(exc: Exception, request: Request) -> Response:
     return JSONResponse({"detail": INTERNAL_ERROR}, 500)
 
 
+def public_message(exc: UserError) -> str:
+    """What a client may read of a UserError: the store's or the services' own reasons stay in
+    the server log (they may name files or hosts), a busy store says to try again."""
+    if isinstance(exc, (StoreBusy, RateLimited)) or isinstance(exc.__cause__, StoreBusy):
+        return str(exc if isinstance(exc, (StoreBusy, RateLimited)) else exc.__cause__)
+    if isinstance(exc, (ServiceUnavailable, StoreError)):
+        return UNAVAILABLE
+    return str(exc)
+
+
 def describe_validation(errors: Any) -> str:
     """FastAPI's list of validation errors as one line: ``liked: Input should be a valid boolean``."""
     parts = []
     for error in errors:
         where = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path", "header")]
         message = error.get("msg", "invalid")
+        if error.get("type") == "extra_forbidden":
+            message = "unknown field (this request does not take it)"
         if error.get("type") == "json_invalid":
             message = f"invalid JSON: {error.get('ctx', {}).get('error', message)}"
             where = []
@@ -230,31 +271,51 @@ def _limited(request: Request, max_bytes: int) -> Request:
     return Request(request.scope, limited_receive)
 
 
-def _guarded_route(max_request_bytes: int) -> type[APIRoute]:
+def _guarded_route(limits: UploadLimits, limiter: RateLimiter) -> type[APIRoute]:
     class GuardedRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
             handler = super().get_route_handler()
+            bucket = _bucket(self.path, self.methods)
 
             async def guarded(request: Request) -> Response:
                 try:
-                    return await handler(_limited(request, max_request_bytes))
+                    limiter.hit(bucket, client_address(request))
+                    return await handler(_limited(request, limits.max_request_bytes))
                 except Exception as exc:  # every error leaves as JSON; see error_response
-                    return error_response(exc, request)
+                    return error_response(exc, request, limits.max_text_chars)
 
             return guarded
 
     return GuardedRoute
 
 
+def _bucket(path: str, methods: set[str] | None) -> str:
+    """Which rate limit a route counts against: creating sessions, sending messages, or the rest."""
+    if "POST" in (methods or set()):
+        if path == f"{PREFIX}/sessions":
+            return "sessions"
+        if path.endswith("/messages"):
+            return "messages"
+    return "requests"
+
+
+def client_address(request: Request) -> str:
+    """The client as the server sees it (behind a proxy, see crs.rate_limits)."""
+    return request.client.host if request.client else "unknown"
+
+
 # -- the router ------------------------------------------------------------------------------------------
 
-def build_router(services: Services) -> APIRouter:
+def build_router(services: Services, limiter: RateLimiter | None = None) -> APIRouter:
     limits = services.settings.uploads
+    limiter = limiter or RateLimiter(services.settings.rate_limits)
     errors: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorOut, "description": text} for code, text in (
-            (422, "invalid request"), (500, "internal error (logged)"),
-            (503, "the catalog, models or index could not be opened"))}
-    router = APIRouter(prefix=PREFIX, route_class=_guarded_route(limits.max_request_bytes), responses=errors)
+            (422, "invalid request"), (429, "too many requests from this address (see Retry-After)"),
+            (500, "internal error (logged)"),
+            (503, "the catalog, models, index or database is not available now (see Retry-After)"))}
+    router = APIRouter(prefix=PREFIX, route_class=_guarded_route(limits, limiter),
+                       responses=errors)
     not_found = {404: {"model": ErrorOut, "description": "no such session or item"}}
 
     @router.get("/health", response_model=HealthOut, tags=["service"])
@@ -278,21 +339,13 @@ def build_router(services: Services) -> APIRouter:
         413: {"model": ErrorOut, "description": "an image has too many bytes or pixels (or is a decompression bomb)"},
         415: {"model": ErrorOut, "description": "an upload is not a PNG, JPEG, WebP or GIF image"},
         422: {"model": ErrorOut, "description": "too many images, text too long, or an empty message"}})
-    def post_message(
-        session_id: str,
-        text: Annotated[str, Form(description=f"the message (at most {limits.max_text_chars:,} characters)")] = "",
-        images: Annotated[list[UploadFile] | None, File(
-            description=f"pictures (PNG, JPEG, WebP, GIF; at most {limits.max_images} per message, "
-                        f"{limits.max_bytes:,} bytes and {limits.max_pixels:,} pixels each)")] = None,
-        images_brackets: Annotated[list[UploadFile] | None, File(
-            alias="images[]", description="the same, for clients that name the field images[]")] = None,
-    ) -> ReplyOut:
+    def post_message(session_id: str, form: Annotated[MessageForm, Form(media_type="multipart/form-data")]) -> ReplyOut:
         dm = services.dm
         dm.belief(session_id)  # an unknown session is a 404 before any upload is looked at
         # A browser's empty <input type=file> still sends one part with no name and no bytes.
-        uploads = [u for u in [*(images or []), *(images_brackets or [])] if u.filename or u.size]
-        checked = check_uploads(text, [(u.filename, u.file) for u in uploads], limits)
-        reply = dm.respond(session_id, Message(text, tuple(c.image for c in checked)))
+        uploads = [u for u in [*(form.images or []), *(form.images_brackets or [])] if u.filename or u.size]
+        checked = check_uploads(form.text, [(u.filename, u.file) for u in uploads], limits)
+        reply = dm.respond(session_id, Message(form.text, tuple(c.image for c in checked)))
         return reply_out(reply.to_json())
 
     @router.get("/sessions/{session_id}", response_model=SessionOut, tags=["sessions"], responses=not_found)
@@ -320,6 +373,8 @@ def build_router(services: Services) -> APIRouter:
         307: {"description": "the picture is only known by its URL: go there"}})
     def item_image(item_id: str) -> Response:
         view = get_item(services.store, services.catalog, item_id)
+        if view is None and get_item(services.store, services.catalog, f"{item_id}/image") is not None:
+            return item(f"{item_id}/image")  # /items/a/image where the id is "a/image" and there is no "a"
         if view is None:
             raise HTTPException(404, f"no item {item_id!r} in catalog {services.catalog.name!r}")
         if view.image_path is not None and view.image_path.is_file():  # served from the catalog's folder
@@ -333,11 +388,12 @@ def build_router(services: Services) -> APIRouter:
         raise HTTPException(404, f"item {item_id!r} has no image")
 
     @router.get("/items/{item_id:path}", response_model=ItemOut, tags=["items"], responses=not_found)
-    def item(item_id: str) -> ItemOut:
+    def item(item_id: str) -> Response:
         view = get_item(services.store, services.catalog, item_id)
         if view is None:
             raise HTTPException(404, f"no item {item_id!r} in catalog {services.catalog.name!r}")
-        return ItemOut(**view.to_json(), image_url=image_url(view.id, view.image_path is not None
-                                                             or bool(view.remote_image)))
+        out = ItemOut(**view.to_json(), image_url=image_url(view.id, view.image_path is not None
+                                                            or bool(view.remote_image)))
+        return JSONResponse(out.model_dump())
 
     return router

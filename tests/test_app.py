@@ -42,8 +42,8 @@ def client(services: Services) -> Iterator[TestClient]:
 
 
 def test_module_defines_the_app_without_opening_anything() -> None:
-    assert isinstance(webapp.app, FastAPI) and webapp.services.ready is False
-    assert webapp.services.settings.cors_origins == ()  # nobody else by default
+    assert isinstance(webapp.app, FastAPI) and webapp.app.state.services.ready is False
+    assert webapp.app.state.services.settings.cors_origins == ()  # nobody else by default
 
 
 def test_gradio_page_at_root_and_api_beside_it(client: TestClient) -> None:

@@ -5,6 +5,7 @@ state into component values. Both are driven here without a browser or a server.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ from crs.dialogue import DialogueManager
 from crs.errors import StageFailure
 from crs.services import Services, Settings
 from crs.turn import Critique
-from webui.cards import PLACEHOLDER_IMAGE, catalog_image, reply_for_clients
+from webui.cards import plain_markdown, reply_for_clients, reply_html
 from webui.chat import MAX_ITEMS, MAX_OPTIONS, build_chat_ui, messages, render
 from webui.session import ChatTabs, TabState
+from webui.uploads import servable_copy, upload_folder
 
 
 @pytest.fixture
@@ -33,10 +35,12 @@ def tabs(services: Services) -> ChatTabs:
 
 
 def image_of(services: Services, external_id: str) -> str:
+    """An item's picture as the page would hold it after the person uploaded it: a copy in the
+    page's upload folder (the handlers read nothing else)."""
     from retrieval.multimodal import ScoredItem
 
     store_id = services.searcher.item_ids([external_id])[0]
-    return services.searcher.hits([ScoredItem(store_id, 0.0)])[0].image
+    return servable_copy(services.searcher.hits([ScoredItem(store_id, 0.0)])[0].image)
 
 
 def rendered(state: TabState) -> dict[str, Any]:
@@ -50,8 +54,15 @@ def rendered(state: TabState) -> dict[str, Any]:
             "cards": [slots[i:i + 4] for i in range(0, len(slots), 4)]}
 
 
-def gallery_of(message: dict[str, Any]) -> gr.Gallery | None:
-    return next((part for part in message["content"] if isinstance(part, gr.Gallery)), None)
+def html_of(message: dict[str, Any]) -> str:
+    """The assistant message's HTML (reply text, item cards, notes): one gr.HTML part."""
+    (part,) = message["content"]
+    assert isinstance(part, gr.HTML)
+    return part.value
+
+
+def cards_of(message: dict[str, Any]) -> list[str]:
+    return re.findall(r'<li class="crs-card".*?</li>', html_of(message))
 
 
 def test_a_text_turn_renders_the_question_as_option_buttons(tabs: ChatTabs) -> None:
@@ -66,7 +77,7 @@ def test_a_text_turn_renders_the_question_as_option_buttons(tabs: ChatTabs) -> N
     assert view["rate_panel"].visible is False  # nothing shown yet, nothing to rate
     user, assistant = view["chat"]
     assert user == {"role": "user", "content": ["a sticker"]}
-    assert assistant["content"][0].startswith("Which") and gallery_of(assistant) is None
+    assert html_of(assistant).startswith('<div class="crs-reply"><p>Which') and cards_of(assistant) == []
 
 
 def test_clicking_an_option_sends_it_as_the_message(tabs: ChatTabs, services: Services) -> None:
@@ -89,14 +100,15 @@ def test_an_image_upload_gives_item_cards_with_images_titles_and_reasons(tabs: C
     assert reply["items"][0]["id"] == "blue-square-flat"  # its own picture ranks first
     user, assistant = messages(state)
     assert {"path": image} in user["content"]
-    gallery = gallery_of(assistant)
-    assert gallery is not None
-    pictures = [Path(entry[0]) for entry in gallery.constructor_args["value"]]
-    assert pictures == [Path(i["image"]).resolve() for i in reply["items"]]
-    assert all(p.is_file() for p in pictures)
-    assert gallery.constructor_args["value"][0][1] == "1. Blue square"
-    for item in reply["items"]:
-        assert f"**{item['title']}** \u2014 {item['reason']}" in assistant["content"][0]
+    cards = cards_of(assistant)
+    assert len(cards) == len(reply["items"])
+    # Pictures come through the app's item image route, never as server paths.
+    assert re.findall(r'src="([^"]+)"', html_of(assistant)) == [
+        f"/api/v1/items/{i['id']}/image" for i in reply["items"]]
+    assert all(i["image"] not in html_of(assistant) for i in reply["items"])
+    assert '<p class="crs-name">1. Blue square</p>' in cards[0]
+    for card, item in zip(cards, reply["items"]):
+        assert f'<p class="crs-reason">{item["reason"]}</p>' in card
     view = rendered(state)
     assert view["rate_panel"].visible is True and view["options_row"].visible is False
     visible = [card for card in view["cards"] if card[0].visible]
@@ -140,7 +152,7 @@ def test_resume_from_a_stored_session_id_re_renders_the_history(tabs: ChatTabs, 
     assert resumed.shown == state.shown and resumed.options == state.options
     user = messages(resumed)[0]
     assert user["content"] == ["*(1 picture)*"]  # the upload itself is not stored, only that it was there
-    assert gallery_of(messages(resumed)[1]) is not None
+    assert cards_of(messages(resumed)[1])
     # Feedback works on the resumed tab, against the same session, and shows after the next reload.
     tabs.rate(resumed, 1, False)
     assert resumed.shown[1].item_id in services.dm.belief(state.session_id).disliked
@@ -164,16 +176,16 @@ def test_a_fallback_to_rules_is_noted_in_the_reply(services: Services) -> None:
     tabs = ChatTabs(lambda: dm)
     state = tabs.send(TabState(), "a red star")
     assert state.turns[-1].reply["fallbacks"]
-    text = messages(state)[1]["content"][0]
+    text = html_of(messages(state)[1])
     assert "fell back to the built-in rules" in text and "timed out" in text
     plain = ChatTabs(lambda: services.dm).send(TabState(), "a red star")
-    assert "fell back" not in messages(plain)[1]["content"][0]
+    assert "fell back" not in html_of(messages(plain)[1])
 
 
 def test_bad_uploads_are_refused_with_the_reason_and_no_turn(tabs: ChatTabs, tmp_path: Path) -> None:
     fake = tmp_path / "cat.png"
     fake.write_text("not a picture")
-    state = tabs.send(TabState(), "like this", [str(fake)])
+    state = tabs.send(TabState(), "like this", [servable_copy(fake)])
     assert state.turns == () and state.session_id == ""
     assert "not a PNG" in state.note and "cat.png" in state.note
     assert "empty message" in tabs.send(state, "   ").note
@@ -183,7 +195,7 @@ def test_examples_come_from_the_loaded_catalog_and_start_a_conversation(tabs: Ch
     examples = tabs.examples()
     assert len(examples) >= 3 and len({e.text for e in examples}) == len(examples)
     with_image = [e for e in examples if e.image]
-    assert len(with_image) == 1 and Path(with_image[0].image).is_file()
+    assert len(with_image) == 1 and Path(with_image[0].image).is_file()  # the catalog's file, kept server-side
     assert with_image[0].text.startswith("like this but ")
     state = tabs.run_example(TabState(), examples.index(with_image[0]))
     assert state.turns[0].text == with_image[0].text and state.turns[0].image_count == 1
@@ -195,12 +207,44 @@ def test_examples_come_from_the_loaded_catalog_and_start_a_conversation(tabs: Ch
     assert isinstance(chat, gr.Chatbot) and chat.value == []
     assert [e["text"] for e in chat.examples] == [e.text for e in examples]
     assert [bool(e.get("icon")) for e in chat.examples] == [bool(e.image) for e in examples]
+    # The icon is a copy of that one picture in the page's upload folder, not its catalog folder.
+    icon = next(e["icon"] for e in chat.examples if e.get("icon"))
+    icon = Path(icon["path"] if isinstance(icon, dict) else icon)
+    assert icon.is_relative_to(upload_folder()) and icon.read_bytes() == Path(with_image[0].image).read_bytes()
 
 
-def test_images_that_cannot_be_served_show_a_placeholder(tmp_path: Path) -> None:
-    assert catalog_image(str(tmp_path / "missing.png")) == str(PLACEHOLDER_IMAGE)
-    assert catalog_image("") == str(PLACEHOLDER_IMAGE)
-    assert catalog_image("https://example.org/a.png") == "https://example.org/a.png"
+@pytest.mark.parametrize("path", ["{catalog_image}", "{repo}/pyproject.toml", "{tmp}/missing.png", "/dev/zero",
+                                  "{upload}/../outside.png"])
+def test_only_files_uploaded_to_the_page_are_read(tabs: ChatTabs, services: Services, tmp_path: Path,
+                                                   path: str) -> None:
+    """Defect: /respond and the page's events read any path a client named (a server file
+    under the working directory, a catalog picture) and echoed missing paths back."""
+    from retrieval.multimodal import ScoredItem
+
+    (tmp_path / "outside.png").write_bytes(Path(image_of(services, "red-star-flat")).read_bytes())
+    catalog_image = services.searcher.hits([ScoredItem(services.searcher.item_ids(["red-star-flat"])[0], 0.0)])[0].image
+    named = path.format(catalog_image=catalog_image, repo=Path(__file__).parent.parent, tmp=tmp_path,
+                        upload=upload_folder())
+    state = tabs.send(TabState(), "like this", [named])
+    assert state.turns == () and "not a file uploaded to this page" in state.note
+    assert named not in state.note and str(tmp_path) not in state.note
+
+
+def test_catalog_text_is_plain_text_on_the_page() -> None:
+    """Defect: titles such as ![x](http://host/t.png) or "><iframe became markup on the page."""
+    hostile = {"reply": "Here <img src=http://evil.example/r.png>", "action": "recommend", "question": None,
+               "fallbacks": [], "items": [
+                   {"id": "1", "title": "![x](http://evil.example/t.png)", "reason": "<img src=http://evil.example/a>",
+                    "image": "", "score": 1.0},
+                   {"id": "2", "title": '"><iframe src=http://evil.example>', "reason": "r", "image": "x.png",
+                    "score": 1.0}]}
+    page = reply_html(hostile)
+    assert "<img src=http" not in page and "<iframe" not in page and "](http" in page  # shown, not made a link
+    assert "&lt;img src=http://evil.example/r.png&gt;" in page and "&quot;&gt;&lt;iframe" in page
+    assert re.findall(r"<img [^>]*>", page) == ['<img src="/api/v1/items/2/image" alt="&quot;&gt;&lt;iframe '
+                                                'src=http://evil.example&gt;" loading="lazy">']
+    markdown = plain_markdown("![x](http://evil.example/t.png) <b>x</b> **y**")
+    assert "![" not in markdown and "<b>" not in markdown and "**" not in markdown
 
 
 def test_client_json_has_image_urls_not_server_paths() -> None:

@@ -4,40 +4,61 @@ reply as JSON for API clients.
 Everything here works on the reply's JSON form (:meth:`crs.turn.Reply.to_json`), because that
 is also what the store keeps per turn: a live turn and a turn re-read from
 :meth:`crs.dialogue.DialogueManager.history` after a page reload render the same way.
+
+Two rules keep the page safe whatever a catalog holds:
+
+* catalog text (titles, reasons, values, the catalog's title) is always plain text: it is
+  escaped here (:func:`plain_html`, :func:`plain_markdown`), so a title such as
+  ``![x](http://host/t.png)`` or ``"><iframe`` never becomes markup or fetches anything;
+* pictures reach the browser only through the app's own item image route
+  (``/api/v1/items/{id}/image``, which serves exactly the catalog's known image files), never
+  through a folder opened to gradio's file server, and no server path appears in the page.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import html
+import re
 from typing import Any
 
 import gradio as gr
 
-from crs.web_api import image_url  # the JSON API's item image URLs, one definition
+from crs.errors import UserError
+from crs.web_api import image_url, public_message  # the JSON API's definitions, shared
 
-PLACEHOLDER_IMAGE = Path(__file__).resolve().parent.parent / "assets" / "webui" / "no-image.svg"
-GALLERY_COLUMNS = 5
-GALLERY_HEIGHT = 200  # px (the caption covers the bottom of each card); "auto" leaves a tall empty box inside a chat bubble
+# Markdown's special characters; a backslash before each makes CommonMark show it as itself.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:])")
 
-_served_dirs: set[Path] = set()
+CARDS_CSS = """
+.crs-cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(120px, 1fr)); gap: 8px;
+             list-style: none; margin: 8px 0 0; padding: 0; }
+.crs-card { display: flex; flex-direction: column; border: 1px solid var(--border-color-primary);
+            border-radius: 8px; overflow: hidden; background: var(--background-fill-primary); margin: 0; }
+.crs-card img, .crs-card .crs-no-image { width: 100%; height: 110px; object-fit: contain; background: #fff;
+            padding: 6px; box-sizing: border-box; }
+.crs-card .crs-no-image { display: flex; align-items: center; justify-content: center; color: #8a919c;
+            font-size: 12px; background: #eef0f3; }
+.crs-card .crs-name { font-weight: 600; font-size: 13px; line-height: 1.3; margin: 4px 6px 0;
+            overflow-wrap: anywhere; }
+.crs-card .crs-reason { color: var(--body-text-color-subdued); font-size: 12px; line-height: 1.3;
+            margin: 2px 6px 6px; }
+.crs-reply p { margin: 0 0 6px; }
+"""
 
 
-def catalog_image(image: str) -> str:
-    """A catalog image the page may show: a URL as is, a local file made servable, else a placeholder.
+def plain_html(text: str) -> str:
+    """``text`` as HTML that shows exactly those characters (quotes too, for attributes)."""
+    return html.escape(text, quote=True)
 
-    Gradio serves only files in its cache, the working directory, the temp dir or static paths.
-    Catalog images live wherever the catalog was ingested from, so the folders of the images
-    actually shown become static paths (served in place, never copied into the cache). Only
-    folders holding shown catalog images are exposed, never a whole drive or the store's folder.
-    """
-    if image.startswith(("http://", "https://")):
-        return image
-    path = Path(image).resolve() if image else None
-    if path is None or not path.is_file():
-        path = PLACEHOLDER_IMAGE
-    if path.parent not in _served_dirs:
-        gr.set_static_paths([path.parent])
-        _served_dirs.add(path.parent)
-    return str(path)
+
+def plain_markdown(text: str) -> str:
+    """``text`` as Markdown that shows exactly those characters: no link, image, emphasis or tag."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def page_error(exc: UserError) -> gr.Error:
+    """A problem the visitor caused (or a service that is down) as gradio's error toast. The
+    toast renders HTML, so the message is escaped; services' own reasons stay in the log."""
+    return gr.Error(html.escape(public_message(exc), quote=False))
 
 
 def reply_for_clients(reply: dict[str, Any], session_id: str) -> dict[str, Any]:
@@ -51,35 +72,38 @@ def fallback_note(fallbacks: list[str]) -> str:
     """The visible note for a turn where a model-backed stage failed and rules answered instead."""
     if not fallbacks:
         return ""
-    stages = "; ".join(fallbacks)
-    return f"\u26a0\ufe0f *Part of this turn fell back to the built-in rules ({stages}).*"
+    return f"\u26a0\ufe0f Part of this turn fell back to the built-in rules ({'; '.join(fallbacks)})."
 
 
-def reply_text(reply: dict[str, Any]) -> str:
-    """The reply as markdown: the text, each item's title and reason, and any fallback note."""
-    lines = [reply.get("reply", "")]
+def card_html(number: int, item: dict[str, Any]) -> str:
+    """One item: its picture (through the app's image route), numbered title and reason."""
+    url = image_url(item["id"], bool(item.get("image")))
+    title = plain_html(str(item.get("title", "")))
+    picture = (f'<img src="{plain_html(url)}" alt="{title}" loading="lazy">' if url
+               else '<div class="crs-no-image" role="img" aria-label="no picture">no picture</div>')
+    return (f'<li class="crs-card" data-item-id="{plain_html(str(item["id"]))}">{picture}'
+            f'<p class="crs-name">{number}. {title}</p>'
+            f'<p class="crs-reason">{plain_html(str(item.get("reason", "")))}</p></li>')
+
+
+def reply_html(reply: dict[str, Any]) -> str:
+    """The whole reply as escaped HTML: the text, the item cards, any fallback note."""
+    parts = [f"<p>{plain_html(line)}</p>" for line in str(reply.get("reply", "")).split("\n") if line.strip()]
     items = reply.get("items", [])
     if items:
-        lines.append("\n".join(f"{n}. **{item['title']}** \u2014 {item['reason']}"
-                               for n, item in enumerate(items, start=1)))
+        cards = "".join(card_html(n, item) for n, item in enumerate(items, start=1))
+        parts.append(f'<ul class="crs-cards" aria-label="Suggested items">{cards}</ul>')
     note = fallback_note(reply.get("fallbacks", []))
     if note:
-        lines.append(note)
-    return "\n\n".join(line for line in lines if line)
-
-
-def item_gallery(items: list[dict[str, Any]]) -> gr.Gallery:
-    """The item cards of one reply: image and numbered title (the text above has the reasons)."""
-    return gr.Gallery(value=[(catalog_image(item.get("image", "")), f"{n}. {item['title']}")
-                             for n, item in enumerate(items, start=1)],
-                      columns=min(len(items), GALLERY_COLUMNS), height=GALLERY_HEIGHT, object_fit="contain",
-                      allow_preview=True, show_label=False, interactive=False, buttons=["fullscreen", "download"])
+        parts.append(f"<p><em>{plain_html(note)}</em></p>")
+    return f'<div class="crs-reply">{"".join(parts)}</div>'
 
 
 def user_message(text: str, images: list[str], image_count: int) -> dict[str, Any]:
-    """What the person sent. After a reload the uploads are gone (the store keeps only their
-    size and hash), so those turns say how many pictures there were instead."""
-    content: list[Any] = [text] if text else []
+    """What the person sent. ``images`` are files in the page's upload folder (gradio serves
+    those). After a reload the uploads are gone (the store keeps only their size and hash),
+    so those turns say how many pictures there were instead."""
+    content: list[Any] = [plain_markdown(text)] if text else []
     content += [{"path": path} for path in images]
     missing = image_count - len(images)
     if missing > 0:
@@ -88,7 +112,4 @@ def user_message(text: str, images: list[str], image_count: int) -> dict[str, An
 
 
 def assistant_message(reply: dict[str, Any]) -> dict[str, Any]:
-    content: list[Any] = [reply_text(reply)]
-    if reply.get("items"):
-        content.append(item_gallery(reply["items"]))
-    return {"role": "assistant", "content": content}
+    return {"role": "assistant", "content": [gr.HTML(reply_html(reply), padding=False)]}

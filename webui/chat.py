@@ -26,8 +26,9 @@ from crs.dialogue import DialogueManager
 from crs.errors import UserError
 from crs.services import Settings
 
-from .cards import assistant_message, catalog_image, user_message
+from .cards import assistant_message, page_error, plain_markdown, user_message
 from .session import ChatTabs, ClientApi, Example, TabState
+from .uploads import servable_copy
 
 MAX_OPTIONS = 8  # the policies offer at most 5 values and "any"; spare buttons for LLM policies
 MAX_ITEMS = 10  # rating slots; a reply with more items (k > 10) has its first 10 rateable
@@ -92,7 +93,7 @@ def messages(state: TabState) -> list[dict[str, Any]]:
 
 def chat_examples(examples: list[Example]) -> list[dict[str, Any]]:
     """The examples as the chatbot shows them while it is empty: text, and the picture as its icon."""
-    return [{"text": e.text, "display_text": e.text} | ({"icon": catalog_image(e.image)} if e.image else {})
+    return [{"text": e.text, "display_text": e.text} | ({"icon": servable_copy(e.image)} if e.image else {})
             for e in examples]
 
 
@@ -100,7 +101,7 @@ def render(state: TabState, examples: list[Example] | None = None) -> list[Any]:
     """Values for :meth:`Page.outputs`, in that order; ``examples`` also sets the chat's examples."""
     options = state.options
     chat: Any = messages(state) if examples is None else gr.Chatbot(messages(state), examples=chat_examples(examples))
-    out: list[Any] = [state, state.session_id, chat, state.note, gr.Row(visible=bool(options))]
+    out: list[Any] = [state, state.session_id, chat, plain_markdown(state.note), gr.Row(visible=bool(options))]
     out += [gr.Button(value=options[n], visible=True) if n < len(options) else gr.Button(visible=False)
             for n in range(MAX_OPTIONS)]
     out.append(gr.Column(visible=bool(state.shown)))
@@ -110,7 +111,7 @@ def render(state: TabState, examples: list[Example] | None = None) -> list[Any]:
             continue
         item = state.shown[n]
         rating = state.ratings.get(item.item_id)
-        out += [gr.Column(visible=True), f"**{n + 1}.** {item.title}",
+        out += [gr.Column(visible=True), f"**{n + 1}.** {plain_markdown(item.title)}",
                 gr.Button(variant="primary" if rating is True else "secondary"),
                 gr.Button(variant="stop" if rating is False else "secondary")]
     return out
@@ -130,7 +131,7 @@ def build_chat_ui(services: HasDialogue) -> gr.Blocks:
             with _shown_as_error():
                 state, title = tabs.resume(stored_id), services.dm.catalog.title or DEFAULT_TITLE
                 examples = tabs.examples()
-            return [*render(state, examples), f"## {title}"]
+            return [*render(state, examples), f"## {plain_markdown(title)}"]
 
         def on_send(state: TabState, value: dict[str, Any] | None) -> list[Any]:
             value = value or {}
@@ -173,7 +174,7 @@ def _shown_as_error() -> Iterator[None]:
     try:
         yield
     except UserError as exc:
-        raise gr.Error(str(exc)) from exc
+        raise page_error(exc) from exc
 
 
 def _layout() -> Page:

@@ -28,7 +28,8 @@ from crs.turn import Message
 from crs.uploads import UploadError, UploadLimits, check_uploads
 from retrieval.multimodal import ScoredItem
 
-from .cards import reply_for_clients
+from .cards import page_error, reply_for_clients
+from .uploads import servable_copy, uploaded_file
 
 WEB_CLIENT = {"client": "web"}  # stored with each session: where the conversation came from
 
@@ -71,7 +72,7 @@ class Example:
     """A clickable conversation start, built from the loaded catalog."""
 
     text: str
-    image: str = ""  # a catalog image path, or "" for a text-only start
+    image: str = ""  # a catalog image path (server side only, never sent to the page), or ""
 
 
 class ChatTabs:
@@ -110,7 +111,8 @@ class ChatTabs:
     # -- turns ---------------------------------------------------------------------------------------
 
     def send(self, state: TabState, text: str, images: list[str] | tuple[str, ...] = ()) -> TabState:
-        """One message: the reply is appended, the shown items and ratings follow it."""
+        """One message: the reply is appended, the shown items and ratings follow it. ``images``
+        are paths of files uploaded to the page; any other path is refused (see webui.uploads)."""
         text, images = text.strip(), tuple(images)
         try:
             decoded = checked_images(text, images, self.limits)
@@ -154,7 +156,7 @@ class ChatTabs:
         if not 0 <= index < len(examples):
             return replace(state, note="No such example.")
         example = examples[index]
-        return self.send(state, example.text, (example.image,) if example.image else ())
+        return self.send(state, example.text, (servable_copy(example.image),) if example.image else ())
 
     # -- examples ------------------------------------------------------------------------------------
 
@@ -205,7 +207,7 @@ class ClientApi:
             session_id = session_id or dm.start(WEB_CLIENT)
             reply = dm.respond(session_id, Message(text, images))
         except UserError as exc:  # a bad upload, an unknown session id
-            raise gr.Error(str(exc)) from None
+            raise page_error(exc) from None
         return reply_for_clients(reply.to_json(), session_id)
 
     def feedback(self, session_id: str, item_id: str, liked: bool) -> dict[str, Any]:
@@ -214,7 +216,7 @@ class ClientApi:
         try:
             dm.feedback(session_id, dm.searcher.item_ids([item_id])[0], liked)
         except UserError as exc:  # an unknown session or item
-            raise gr.Error(str(exc)) from None
+            raise page_error(exc) from None
         return {"session_id": session_id, "item_id": item_id, "liked": liked}
 
     def history(self, session_id: str) -> list[dict[str, Any]]:
@@ -222,15 +224,17 @@ class ClientApi:
         try:
             turns = self._dm().history(session_id)
         except UserError as exc:
-            raise gr.Error(str(exc)) from None
+            raise page_error(exc) from None
         return [{"number": t["number"], "message": t["message"], "images": len(t["images"]),
                  **reply_for_clients(t["reply"], session_id)} for t in turns]
 
 
 def checked_images(text: str, paths: tuple[str, ...], limits: UploadLimits) -> tuple[Image.Image, ...]:
-    """The uploads decoded, under the same rules as the JSON API's (size, pixels, format by content)."""
+    """The page's uploads decoded, under the same rules as the JSON API's (size, pixels, format by
+    content); only files in the page's upload folder are read."""
     with contextlib.ExitStack() as files:
-        uploads = [(Path(path).name, files.enter_context(open(path, "rb"))) for path in paths]
+        uploads = [(Path(path).name, files.enter_context(uploaded_file(path, f"image {n}").open("rb")))
+                   for n, path in enumerate(paths, start=1)]
         return tuple(c.image for c in check_uploads(text, uploads, limits))
 
 
