@@ -88,12 +88,13 @@ class Settings:
     session_idle_hours: float = 24.0  # a web session nobody wrote to for this long is deleted
     page_upload_minutes: float = 60.0  # the chat page's uploaded files are deleted after this
     page_upload_disk_mb: int = 512  # the chat page's upload folder refuses new files above this
+    db_busy_timeout_s: float = 10.0  # how long a write waits for another writer before 503
     widget_dir: Path = ASSETS_DIR / "widget"
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= 100:
             raise UserError(f"k (items per recommendation) must be between 1 and 100, got {self.k}")
-        for name in ("session_idle_hours", "page_upload_minutes", "page_upload_disk_mb"):
+        for name in ("session_idle_hours", "page_upload_minutes", "page_upload_disk_mb", "db_busy_timeout_s"):
             if not getattr(self, name) > 0:
                 raise UserError(f"{name} must be more than 0, got {getattr(self, name)}")
         if not self.catalog.strip():
@@ -128,7 +129,7 @@ UPLOAD_ENV = {"CRS_MAX_IMAGE_BYTES": "max_bytes", "CRS_MAX_IMAGES": "max_images"
               "CRS_MAX_MESSAGE_PIXELS": "max_message_pixels", "CRS_MAX_CONCURRENT_DECODES": "max_concurrent_decodes",
               "CRS_DECODE_SIDE": "decode_side"}
 SETTINGS_ENV = {"CRS_SESSION_IDLE_HOURS": "session_idle_hours", "CRS_PAGE_UPLOAD_MINUTES": "page_upload_minutes",
-                "CRS_PAGE_UPLOAD_DISK_MB": "page_upload_disk_mb"}
+                "CRS_PAGE_UPLOAD_DISK_MB": "page_upload_disk_mb", "CRS_DB_BUSY_TIMEOUT_S": "db_busy_timeout_s"}
 
 
 def _numbers(env: Mapping[str, str], names: Mapping[str, str], target: type) -> dict[str, Any]:
@@ -176,7 +177,8 @@ class Services:
 
     @property
     def store(self) -> Store:
-        return self._once("store", lambda: open_store(self.settings.db_url))
+        return self._once("store", lambda: open_store(self.settings.db_url,
+                                                      busy_timeout_s=self.settings.db_busy_timeout_s))
 
     @property
     def catalog(self) -> Catalog:

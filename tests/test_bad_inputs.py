@@ -120,8 +120,9 @@ def test_bad_input(case: dict[str, Any], world: dict[str, Any], capsys: pytest.C
         for field, name in case.get("files", []):
             data = make_image(name[5:]) if name.startswith("make:") else (CORPUS / name).read_bytes()
             files.append((field, (Path(name).name, data, "application/octet-stream")))
+        raw = {"content": case["raw"], "headers": {"Content-Type": "application/json"}} if "raw" in case else {}
         response = client.request(case["method"], fill(case["path"], where), data=fill(case.get("form"), where),
-                                  files=files or None, json=case.get("json"))
+                                  files=files or None, json=case.get("json"), **raw)
         assert response.status_code == case["status"], response.text
         detail = response.json()["detail"]
         assert case["detail"].lower() in detail.lower(), detail
