@@ -96,14 +96,18 @@ class Server:
                 self.process.wait(timeout=5)
 
 
-def start_server(catalog: str, db_url: str, embedder: str, timeout_s: float, log: Path) -> Server:
+def start_server(catalog: str, db_url: str, embedder: str, timeout_s: float, log: Path,
+                 env: dict[str, str] | None = None) -> Server:
+    """``python app.py`` on a free loopback port, waited for until ready. Rate limits are off
+    unless ``env`` says otherwise: every simulated person comes from 127.0.0.1, and this
+    measures the server's capacity, not its limiter."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--catalog", catalog,
                                     "--db", db_url, "--embedder", embedder], cwd=ROOT, stdout=out,
-                                   stderr=subprocess.STDOUT)
+                                   stderr=subprocess.STDOUT, env={**os.environ, "CRS_RATE_LIMITS": "off", **(env or {})})
     server = Server(process, url, log, 0.0, {})
     deadline = time.monotonic() + timeout_s
     announced = False

@@ -37,7 +37,7 @@ OFF = ("off", "none", "0", "false")
 class RateLimits:
     """Limits per client address; ``enabled=False`` turns them all off (load benchmarks)."""
 
-    messages: str = "30/minute"
+    messages: str = "60/minute"
     sessions: str = "20/minute"
     requests: str = "600/minute"
     enabled: bool = True

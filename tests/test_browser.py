@@ -131,19 +131,21 @@ def test_chat_page_takes_an_image_shows_items_and_offers_options(app: AppServer,
     expect(composer.locator("textarea")).to_be_visible()
     log = page.get_by_role("log", name="chatbot conversation")
 
-    # An image turn: upload through the chat's file input, submit, see the items as a gallery.
+    # An image turn: upload through the chat's file input, submit, see the items as cards whose
+    # pictures come from the app's item image route (never a server path).
     composer.locator("input[type=file]").set_input_files(shape_image(app, "blue-circle-flat"))
     expect(composer.locator("img")).to_have_count(1)  # the upload's preview in the box
     composer.get_by_role("button", name="Submit").click()
     expect(log.locator("[data-testid=user] img")).to_have_count(1)
-    cards = log.locator("[data-testid=bot] .gallery-item img")
+    cards = log.locator("[data-testid=bot] .crs-card")
     expect(cards.first).to_be_visible()
     page.wait_for_function("""() => {
-        const imgs = [...document.querySelectorAll('[data-testid=bot] .gallery-item img')];
+        const imgs = [...document.querySelectorAll('[data-testid=bot] .crs-card img')];
         return imgs.length > 0 && imgs.every((img) => img.complete && img.naturalWidth > 0);
     }""")
-    titles = [cards.nth(i).get_attribute("alt") for i in range(cards.count())]
-    assert titles[0].startswith("1. "), titles
+    sources = [cards.nth(i).locator("img").get_attribute("src") for i in range(cards.count())]
+    assert all(src.startswith("/api/v1/items/") and src.endswith("/image") for src in sources), sources
+    assert cards.first.locator(".crs-name").inner_text().startswith("1. ")
 
     # A text turn that asks, in a fresh session (after a picture the policy may well just show
     # more items): the question's options become buttons; clicking one answers it.

@@ -29,8 +29,10 @@ from crs.web_api import image_url, public_message  # the JSON API's definitions,
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:])")
 
 CARDS_CSS = """
-.crs-cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(120px, 1fr)); gap: 8px;
-             list-style: none; margin: 8px 0 0; padding: 0; }
+.crs-cards { display: grid !important; grid-template-columns: repeat(auto-fill, minmax(112px, 1fr)); gap: 8px;
+             list-style: none !important; margin: 8px 0 0 !important; padding: 0 !important;
+             width: min(640px, 72vw); }  /* a chat bubble shrinks to its content: give the grid a width */
+.crs-cards > li::before { content: none !important; }
 .crs-card { display: flex; flex-direction: column; border: 1px solid var(--border-color-primary);
             border-radius: 8px; overflow: hidden; background: var(--background-fill-primary); margin: 0; }
 .crs-card img, .crs-card .crs-no-image { width: 100%; height: 110px; object-fit: contain; background: #fff;
