@@ -18,7 +18,8 @@ each started fresh, rate limits off) take the same burst: ``--concurrency`` mess
   4470 x 4470 pictures, which the budget refuses (413) before decoding.
 
 RSS is sampled every 20 ms from ``/proc/PID/status`` (Linux). Reported per server: RSS before the
-burst (after one warm-up turn), the peak, RSS ``--settle`` seconds after the burst and its ratio
+burst (after three warm-up messages of 4 small pictures each, so that every part of an image
+turn is loaded), the peak, RSS ``--settle`` seconds after the burst and its ratio
 to before, the statuses and the message latency. Targets (issue "Security and reliability"):
 peak under 1.5 GB with today's limits, and back within 20% of the pre-burst RSS.
 
@@ -117,10 +118,14 @@ def run_server(name: str, args: argparse.Namespace, db_url: str, env: dict[str, 
     say(f"[{name}] starting the server ...")
     server = start_server(args.catalog, db_url, args.embedder, 900, log_dir / f"{name}.log", env=env)
     try:
-        with httpx.Client(base_url=server.url, timeout=120) as client:  # one ordinary turn first
-            session = client.post(f"{API}/sessions").json()["session_id"]
-            client.post(f"{API}/sessions/{session}/messages", data={"text": "a red one"},
-                        files=[("images", ("w.png", one_colour_png(256, "red"), "image/png"))])
+        # Warm-up: ordinary messages of the same shape (4 small pictures), so that "before" is the
+        # server's steady state with every code path of an image turn loaded, not its cold start.
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            for _ in range(3):
+                session = client.post(f"{API}/sessions").json()["session_id"]
+                client.post(f"{API}/sessions/{session}/messages", data={"text": "like these"},
+                            files=[("images", (f"w{n}.png", one_colour_png(512, c), "image/png"))
+                                   for n, c in enumerate(("red", "green", "blue", "yellow"))])
         time.sleep(1)
         before = rss_bytes(server.process.pid)
         out: dict[str, Any] = {"rss_before_mb": round(before / MB), "bursts": []}

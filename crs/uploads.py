@@ -63,7 +63,7 @@ class UploadLimits:
     max_text_chars: int = 2000  # per message
     max_message_pixels: int = 40_000_000  # all the images of one message together
     max_concurrent_decodes: int = 2  # images decoded at once in the process; others wait
-    decode_side: int = 1024  # longest side kept after decoding (the encoders use 224)
+    decode_side: int = 768  # longest side kept after decoding (the encoders use 224; VLMs ~512-768)
 
     def __post_init__(self) -> None:
         for name in ("max_bytes", "max_images", "max_pixels", "max_text_chars", "max_message_pixels",
@@ -184,7 +184,7 @@ def decode(data: bytes, what: str, header: tuple[str, int, int], limits: UploadL
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct_error) as exc:
             raise UploadError(400, f"{what}: truncated or corrupt {ACCEPTED_FORMATS.get(fmt, fmt)} file: {exc}") from None
     if width * height > BIG_DECODE:
-        _return_memory()
+        release_memory()
     return CheckedImage(what, fmt, width, height, len(data), image)
 
 
@@ -233,10 +233,11 @@ def _libc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
 _MALLOC_TRIM = _libc_trim()
 
 
-def _return_memory() -> None:
-    """glibc keeps freed heap pages in its per-thread arenas; without this, a burst of big
-    decodes leaves the server's RSS gigabytes above where it started (measured in
-    benchmarks/upload_burst.py). A no-op where the C library has no malloc_trim."""
+def release_memory() -> None:
+    """Hand freed heap pages back to the OS. glibc keeps them in its per-thread arenas; without
+    this, a burst of big decodes (and the image turns after them) leaves the server's RSS far
+    above where it started (measured in benchmarks/upload_burst.py). Called after each big
+    decode and after each turn with images; a no-op where the C library has no malloc_trim."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 

@@ -48,7 +48,7 @@ from .search import QueryError
 from .services import Services, ServiceUnavailable
 from .store import StoreBusy, StoreError
 from .turn import Message
-from .uploads import UploadError, UploadLimits, check_uploads
+from .uploads import UploadError, UploadLimits, check_uploads, release_memory
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +345,11 @@ def build_router(services: Services, limiter: RateLimiter | None = None) -> APIR
         # A browser's empty <input type=file> still sends one part with no name and no bytes.
         uploads = [u for u in [*(form.images or []), *(form.images_brackets or [])] if u.filename or u.size]
         checked = check_uploads(form.text, [(u.filename, u.file) for u in uploads], limits)
-        reply = dm.respond(session_id, Message(form.text, tuple(c.image for c in checked)))
+        try:
+            reply = dm.respond(session_id, Message(form.text, tuple(c.image for c in checked)))
+        finally:
+            if checked:
+                release_memory()
         return reply_out(reply.to_json())
 
     @router.get("/sessions/{session_id}", response_model=SessionOut, tags=["sessions"], responses=not_found)

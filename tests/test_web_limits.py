@@ -107,7 +107,7 @@ def test_images_are_kept_at_the_size_the_models_need() -> None:
     jpeg = io.BytesIO()
     Image.new("RGB", (4000, 3000), "blue").save(jpeg, "JPEG")
     jpeg.seek(0)
-    assert max(check_uploads("", [("p.jpg", jpeg)], UploadLimits())[0].image.size) == 1024
+    assert max(check_uploads("", [("p.jpg", jpeg)], UploadLimits())[0].image.size) == 768
 
 
 def test_decodes_are_bounded_across_threads(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,7 @@ from crs.errors import UserError
 from crs.facts import AttributeInfo, CatalogFacts
 from crs.search import QueryError
 from crs.turn import Message
-from crs.uploads import UploadError, UploadLimits, check_uploads
+from crs.uploads import UploadError, UploadLimits, check_uploads, release_memory
 from retrieval.multimodal import ScoredItem
 
 from .cards import page_error, reply_for_clients
@@ -122,7 +122,11 @@ class ChatTabs:
         note = "" if same or not state.session_id else \
             "Your earlier conversation is no longer stored; this is a new one."
         session_id = state.session_id if same else self.dm.start(WEB_CLIENT)
-        reply = self.dm.respond(session_id, Message(text, decoded))
+        try:
+            reply = self.dm.respond(session_id, Message(text, decoded))
+        finally:
+            if decoded:
+                release_memory()
         turns = (state.turns if same else ()) + (Turn(text, images, len(images), reply.to_json()),)
         if reply.items:
             return TabState(session_id, turns, tuple(ShownItem(i.id, i.item_id, i.title) for i in reply.items),
