@@ -44,7 +44,8 @@ from fastapi.responses import FileResponse  # noqa: E402
 from crs.config import DEMO_CATALOG  # noqa: E402
 from crs.errors import UserError  # noqa: E402
 from crs.rate_limits import RateLimiter  # noqa: E402
-from crs.services import DEFAULT_EMBEDDER, Services, Settings, parse_origins  # noqa: E402
+from crs.services import Services  # noqa: E402
+from crs.settings import DEFAULT_EMBEDDER, Settings, parse_origins  # noqa: E402
 from crs.web_api import PREFIX, build_router  # noqa: E402
 from webui.cards import CARDS_CSS  # noqa: E402
 from webui.chat import build_chat_ui  # noqa: E402

@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from .catalog.demo import open_catalog
+from . import assemble
 from .cli_args import int_between
-from .config import DEMO_CATALOG
 from .dialogue import DialogueManager
 from .errors import UserError
-from .policy import POLICY_NAMES, Policy, load_policy_option
-from .search import MAX_K, CatalogSearch
-from .store import Store, open_store, redact_url
+from .policy import POLICY_NAMES
+from .search import MAX_K
+from .settings import Settings
+from .store import Store, redact_url
 from .store.models import Catalog, ChatSession
 from .turn import Message, Reply
 
@@ -52,10 +52,10 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
         description="Talk to the recommender: a prompt at a terminal, one message per line from a pipe. "
                     f"In a chat: {HELP}.")
     common(chat)
-    chat.add_argument("--embedder", default="aligned",
-                      help="aligned (default, offline), aligned:WEIGHTS, clip:PATH_OR_NAME")
-    chat.add_argument("--policy", default="eig", help=f"ask-or-recommend policy: {', '.join(POLICY_NAMES)} "
-                                                      "(default eig)")
+    chat.add_argument("--embedder", default=None,
+                      help="aligned (default, offline), aligned:WEIGHTS, clip:PATH_OR_NAME (or $CRS_EMBEDDER)")
+    chat.add_argument("--policy", default=None, help=f"ask-or-recommend policy: {', '.join(POLICY_NAMES)} "
+                                                     "(default $CRS_POLICY or eig)")
     chat.add_argument("--llm", metavar="SPEC", help="the LLM for --policy llm, e.g. ollama:qwen2.5:7b")
     chat.add_argument("--session", metavar="ID", help="resume a stored session (its id)")
     chat.add_argument("--json", action="store_true",
@@ -65,48 +65,34 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
     chat.set_defaults(run=cmd_chat)
 
 
+def chat_settings(args: argparse.Namespace) -> Settings:
+    """The chat's settings: its flags over the ``CRS_*`` environment (see crs.settings)."""
+    return Settings.from_env(db_url=args.db, catalog=args.catalog, embedder=args.embedder, llm=args.llm,
+                             policy=args.policy, k=args.k)
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     from retrieval.threads import serve_single_queries
 
+    settings = chat_settings(args)
     interactive = sys.stdin.isatty()
-    store = open_store(args.db)
-    catalog = open_catalog(store, args.catalog or DEMO_CATALOG)
+    store = assemble.open_settings_store(settings)
+    catalog = assemble.open_settings_catalog(store, settings)
     if args.session:
         _check_session(store, catalog, args.session)  # before loading any model: a typo fails fast
-    policy = load_policy_option(args.policy, llm=args.llm)
+    policy = assemble.build_policy(settings)
     serve_single_queries()
     if interactive:
         print(f"loading the models and the index of {catalog.name!r} ...", file=sys.stderr, flush=True)
-    try:
-        searcher = CatalogSearch.open(store, catalog, args.embedder,
+    searcher = assemble.open_searcher(store, catalog, settings,
                                       progress=lambda message: print(message, file=sys.stderr, flush=True))
-    except (ValueError, FileNotFoundError) as exc:  # a bad --embedder spec or weights path
-        raise UserError(f"--embedder {args.embedder}: {exc}") from None
-    dm = build_dialogue_manager(store, searcher, args, policy)
+    dm = assemble.build_dialogue_manager(store, searcher, settings, policy=policy)
     chat = Chat(dm, json_lines=args.json, interactive=interactive)
     if args.session:
         chat.resume(args.session)
     else:
         chat.new_session()
     return chat.run_terminal() if interactive else chat.run_lines(sys.stdin)
-
-
-def build_dialogue_manager(store: Store, searcher: CatalogSearch, args: argparse.Namespace,
-                           policy: Policy) -> DialogueManager:
-    """The one place the chat's dialogue manager is assembled.
-
-    With ``--llm`` the critique parser and the image reader are LLM-backed too (each falls back
-    to the offline stage for any turn the model fails); without it, everything is offline."""
-    if not args.llm:
-        return DialogueManager(store, searcher, policy=policy, k=args.k)
-    from .llm.critique import LLMCritiqueParser  # imports LangChain: only when asked for
-    from .llm.image_reader import LLMImageReader
-
-    try:
-        parser, reader = LLMCritiqueParser.from_spec(args.llm), LLMImageReader.from_spec(args.llm)
-    except (ValueError, ImportError) as exc:
-        raise UserError(f"--llm {args.llm}: {exc}") from None
-    return DialogueManager(store, searcher, parser=parser, reader=reader, policy=policy, k=args.k)
 
 
 def _check_session(store: Store, catalog: Catalog, session_id: str) -> None:

@@ -106,6 +106,16 @@ class DialogueManager:
         self._locks_guard = threading.Lock()
         self._text_cache: dict[str, np.ndarray] = {}
 
+    @property
+    def model_reader(self) -> ImageReader | None:
+        """The model-backed image reader (an LLM), or None when the offline reader reads."""
+        return None if self.reader is self.offline_reader else self.reader
+
+    @property
+    def model_parser(self) -> CritiqueParser | None:
+        """The model-backed critique parser (an LLM), or None when the rules parse."""
+        return None if self.parser is self.rule_parser else self.parser
+
     # -- sessions ----------------------------------------------------------------------------------
 
     def start(self, settings: dict[str, Any] | None = None) -> str:

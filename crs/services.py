@@ -1,5 +1,6 @@
 """What the web app's parts share: settings, and the store, catalog, searcher and dialogue manager,
-each opened once, on first use, whichever thread asks first.
+each opened once (through :mod:`crs.assemble`, as every interface does), on first use, whichever
+thread asks first; and the web app's background work (warm-up, the janitor).
 
 The JSON API (:mod:`crs.web_api`) and the gradio chat page (``webui.chat``) both take one
 :class:`Services` and talk to the conversation only through ``services.dm`` (the
@@ -14,145 +15,24 @@ access, thread-safe); ``ready`` (the dialogue manager is open); ``index_status``
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import os
-import re
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
-from datetime import timedelta
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-
-from retrieval.embedder import DEFAULT_EMBEDDER
-
-from .catalog.demo import open_catalog
+from . import assemble
 from .catalog_index import IndexStatus
-from .config import ASSETS_DIR, DEMO_CATALOG
 from .dialogue import DialogueManager
 from .errors import UserError
-from .rate_limits import RateLimits
 from .search import CatalogSearch
 from .session_expiry import expire_sessions
-from .store import Store, open_store
+from .settings import Settings
+from .store import Store
 from .store.models import Catalog
-from .uploads import UploadLimits
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
-
-
-def parse_origins(values: list[str] | tuple[str, ...] | str | None) -> tuple[str, ...]:
-    """CORS origins from repeated options and/or comma-separated text, checked and normalised.
-
-    An origin is ``scheme://host[:port]`` exactly as a browser sends it in the Origin header; a
-    path or a trailing slash would never match, so it is refused here rather than ignored later.
-    ``*`` is refused too: the API is meant for the sites a shop names, not for every site."""
-    if values is None:
-        return ()
-    items = [values] if isinstance(values, str) else list(values)
-    out: list[str] = []
-    for item in items:
-        for origin in (part.strip() for part in item.split(",")):
-            if not origin:
-                continue
-            if origin == "*":
-                raise UserError("CORS origin '*' is not allowed: list the sites that may call the API, "
-                                "e.g. --cors-origin https://shop.example")
-            origin = origin.rstrip("/")
-            if not _ORIGIN.match(origin):
-                raise UserError(f"CORS origin {origin!r} is not an origin: use scheme://host[:port], "
-                                "e.g. https://shop.example or http://localhost:8000 (no path)")
-            if origin not in out:
-                out.append(origin)
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything the app is configured with; :meth:`from_env` reads the ``CRS_*`` variables."""
-
-    db_url: str | None = None  # None: SQLite under $CRS_HOME
-    catalog: str = DEMO_CATALOG
-    embedder: str = DEFAULT_EMBEDDER
-    llm: str | None = None  # e.g. ollama:qwen2.5:7b; None: every stage offline
-    policy: str = "eig"
-    k: int = 5  # items per recommendation
-    cors_origins: tuple[str, ...] = ()  # besides same-origin, which needs no CORS
-    uploads: UploadLimits = field(default_factory=UploadLimits)
-    rate_limits: RateLimits = field(default_factory=RateLimits)
-    session_idle_hours: float = 24.0  # a web session nobody wrote to for this long is deleted
-    page_upload_minutes: float = 60.0  # the chat page's uploaded files are deleted after this
-    page_upload_disk_mb: int = 512  # the chat page's upload folder refuses new files above this
-    db_busy_timeout_s: float = 10.0  # how long a write waits for another writer before 503
-    widget_dir: Path = ASSETS_DIR / "widget"
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.k <= 100:
-            raise UserError(f"k (items per recommendation) must be between 1 and 100, got {self.k}")
-        for name in ("session_idle_hours", "page_upload_minutes", "page_upload_disk_mb", "db_busy_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise UserError(f"{name} must be more than 0, got {getattr(self, name)}")
-        if not self.catalog.strip():
-            raise UserError("the catalog name is empty")
-        if not self.embedder.strip():
-            raise UserError("the embedder name is empty")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {
-            "db_url": env.get("CRS_DB") or None,
-            "catalog": env.get("CRS_CATALOG") or DEMO_CATALOG,
-            "embedder": env.get("CRS_EMBEDDER") or DEFAULT_EMBEDDER,
-            "llm": env.get("CRS_LLM") or None,
-            "cors_origins": parse_origins(env.get("CRS_CORS_ORIGINS")),
-            "uploads": UploadLimits(**_numbers(env, UPLOAD_ENV, UploadLimits)),
-            "rate_limits": RateLimits.from_env(env),
-            **_numbers(env, SETTINGS_ENV, cls),
-        }
-        values.update({key: value for key, value in overrides.items() if value is not None})
-        return cls(**values)
-
-    @property
-    def session_idle(self) -> timedelta:
-        return timedelta(hours=self.session_idle_hours)
-
-
-# Environment variables for the limits (README, "Security and limits"): name -> field.
-UPLOAD_ENV = {"CRS_MAX_IMAGE_BYTES": "max_bytes", "CRS_MAX_IMAGES": "max_images",
-              "CRS_MAX_IMAGE_PIXELS": "max_pixels", "CRS_MAX_TEXT_CHARS": "max_text_chars",
-              "CRS_MAX_MESSAGE_PIXELS": "max_message_pixels", "CRS_MAX_CONCURRENT_DECODES": "max_concurrent_decodes",
-              "CRS_DECODE_SIDE": "decode_side"}
-SETTINGS_ENV = {"CRS_SESSION_IDLE_HOURS": "session_idle_hours", "CRS_PAGE_UPLOAD_MINUTES": "page_upload_minutes",
-                "CRS_PAGE_UPLOAD_DISK_MB": "page_upload_disk_mb", "CRS_DB_BUSY_TIMEOUT_S": "db_busy_timeout_s"}
-
-
-def _numbers(env: Mapping[str, str], names: Mapping[str, str], target: type) -> dict[str, Any]:
-    """The numeric settings among ``names`` that ``env`` sets, converted to their fields' types,
-    with an error that names the variable when a value is not a number or is out of range."""
-    types = {f.name: f.type for f in fields(target)}
-    out: dict[str, Any] = {}
-    for variable, name in names.items():
-        raw = env.get(variable, "").strip()
-        if not raw:
-            continue
-        kind = int if types[name] in (int, "int") else float
-        try:
-            out[name] = kind(raw.replace("_", ""))
-        except ValueError:
-            raise UserError(f"{variable}={raw!r} is not a {'whole ' if kind is int else ''}number") from None
-    try:
-        if target is UploadLimits:
-            UploadLimits(**out)  # range checks, reported with the variable names below
-    except ValueError as exc:
-        raise UserError(f"{exc} (from {', '.join(v for v, n in names.items() if n in out)})") from None
-    return out
-
 
 class ServiceUnavailable(UserError):
     """The store, catalog, models or index could not be opened with these settings; the message
@@ -177,12 +57,11 @@ class Services:
 
     @property
     def store(self) -> Store:
-        return self._once("store", lambda: open_store(self.settings.db_url,
-                                                      busy_timeout_s=self.settings.db_busy_timeout_s))
+        return self._once("store", lambda: assemble.open_settings_store(self.settings))
 
     @property
     def catalog(self) -> Catalog:
-        return self._once("catalog", lambda: open_catalog(self.store, self.settings.catalog))
+        return self._once("catalog", lambda: assemble.open_settings_catalog(self.store, self.settings))
 
     @property
     def searcher(self) -> CatalogSearch:
@@ -221,26 +100,15 @@ class Services:
         return value
 
     def _open_searcher(self) -> CatalogSearch:
-        try:
-            searcher = CatalogSearch.open(self.store, self.catalog, self.settings.embedder,
+        searcher = assemble.open_searcher(self.store, self.catalog, self.settings,
                                           progress=lambda message: log.info("index: %s", message))
-        except (ValueError, FileNotFoundError) as exc:  # a bad embedder spec or weights path
-            raise UserError(f"embedder {self.settings.embedder!r}: {exc}") from None
         status = searcher.status
         log.info("index of %r: %s (%d items, %.1f s)", self.catalog.name,
                  "built" if status.built else "loaded from cache", status.items, status.seconds)
         return searcher
 
     def _open_dm(self) -> DialogueManager:
-        from .chat_cli import build_dialogue_manager
-        from .policy import load_policy
-
-        try:
-            policy = load_policy(self.settings.policy, llm=self.settings.llm)
-        except (ValueError, ImportError) as exc:
-            raise UserError(f"policy {self.settings.policy!r}: {exc}") from None
-        options = argparse.Namespace(llm=self.settings.llm, k=self.settings.k)
-        return build_dialogue_manager(self.store, self.searcher, options, policy)
+        return assemble.build_dialogue_manager(self.store, self.searcher, self.settings)
 
     # -- warm-up ----------------------------------------------------------------------------------------
 

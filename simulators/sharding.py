@@ -41,13 +41,13 @@ from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from crs.errors import UserError
-from crs.policy import load_policy_option
 
 from .conversation import SimulatorSpec
 from .results import ConversationResult
 
 if TYPE_CHECKING:
     from crs.dialogue import DialogueManager
+    from crs.settings import Settings
 
     from .targets import ConversationPlan
 
@@ -87,6 +87,12 @@ class RunConfig:
                 "catalog_hash": self.catalog_hash, "embedder": self.embedder, "llm": self.llm,
                 "starts": self.start_weights()}
 
+    def settings(self) -> Settings:
+        """The system's settings for this run (crs.settings), from which every worker assembles it."""
+        from crs.settings import Settings
+
+        return Settings(db_url=self.db or None, catalog=self.catalog, embedder=self.embedder, llm=self.llm, k=self.k)
+
     def tasks(self) -> list[Task]:
         """Every task of the run, policy by policy (so each policy's throughput is timed on its own)."""
         return [(policy, index) for policy in self.policies for index in range(self.n)]
@@ -108,21 +114,17 @@ class ShardWorker:
     and a dialogue manager per policy, all built once and reused for every task."""
 
     def __init__(self, config: RunConfig) -> None:
-        from crs.catalog.demo import open_catalog
-        from crs.search import CatalogSearch
-        from crs.store import open_store
+        from crs import assemble
 
         from .targets import SimulationWorld
 
         self.config = config
-        self.store = open_store(config.db or None)
-        self.catalog = open_catalog(self.store, config.catalog)
+        self.settings = config.settings()
+        self.store = assemble.open_settings_store(self.settings)
+        self.catalog = assemble.open_settings_catalog(self.store, self.settings)
         if config.catalog_hash and self.catalog.content_hash != config.catalog_hash:
             raise UserError(f"catalog {config.catalog!r} changed while the run was being set up; start it again")
-        try:
-            self.searcher = CatalogSearch.open(self.store, self.catalog, config.embedder)
-        except (ValueError, FileNotFoundError) as exc:  # a bad --embedder spec or weights path
-            raise UserError(f"--embedder {config.embedder}: {exc}") from None
+        self.searcher = assemble.open_searcher(self.store, self.catalog, self.settings)
         self._dms: dict[str, DialogueManager] = {}
         first = self.dialogue_manager(config.policies[0])  # the world shares its catalog facts
         self.world = SimulationWorld(self.store, self.catalog, self.searcher, first.facts)
@@ -146,26 +148,18 @@ class ShardWorker:
         return plan
 
     def dialogue_manager(self, policy_name: str) -> DialogueManager:
-        """The policy's dialogue manager, assembled as `crs chat` assembles it; the catalog facts and
-        the model-backed stages are shared between policies (loading them is the slow part)."""
-        from argparse import Namespace
-
-        from crs.chat_cli import build_dialogue_manager
-        from crs.dialogue import DialogueManager
+        """The policy's dialogue manager, assembled as every interface assembles it (crs.assemble);
+        the catalog facts and the model-backed stages are shared between policies (loading them is
+        the slow part)."""
+        from crs import assemble
 
         dm: DialogueManager | None = self._dms.get(policy_name)
         if dm is not None:
             return dm
         # Seeded by the run's seed: random-ask replays the same choices in every worker and on resume.
-        policy = load_policy_option(policy_name, llm=self.config.llm, seed=self.config.seed)
-        args = Namespace(llm=self.config.llm, k=self.config.k)
-        first = next(iter(self._dms.values()), None)
-        if first is None:
-            dm = build_dialogue_manager(self.store, self.searcher, args, policy)
-        else:
-            dm = DialogueManager(self.store, self.searcher, facts=first.facts, policy=policy, k=self.config.k,
-                                 reader=None if first.reader is first.offline_reader else first.reader,
-                                 parser=None if first.parser is first.rule_parser else first.parser)
+        policy = assemble.build_policy(self.settings, policy_name, seed=self.config.seed)
+        dm = assemble.build_dialogue_manager(self.store, self.searcher, self.settings, policy=policy,
+                                             share_with=next(iter(self._dms.values()), None))
         # Setup time, not the first conversation's (which would skew conversations per second).
         dm.warm_up()
         self._dms[policy_name] = dm

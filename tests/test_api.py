@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from crs.services import Services, Settings
+from crs.services import Services
+from crs.settings import Settings
 from crs.uploads import UploadLimits
 from crs.web_api import INTERNAL_ERROR, UNAVAILABLE, build_router, image_url
 

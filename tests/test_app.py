@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 import app as webapp
 from crs.errors import UserError
 from crs.search import CatalogSearch
-from crs.services import Services, Settings, parse_origins
+from crs.services import Services
+from crs.settings import Settings, parse_origins
 
 SHOP = "https://shop.example"
 EVIL = "https://evil.example"

@@ -77,7 +77,8 @@ def world(shapes_catalog, tmp_path: Path) -> Iterator[dict[str, Any]]:
     from fastapi.testclient import TestClient
 
     from app import create_app
-    from crs.services import Services, Settings
+    from crs.services import Services
+    from crs.settings import Settings
 
     store, _ = shapes_catalog
     services = Services(Settings(db_url=store.url, catalog="shapes", embedder="fake", k=3))

@@ -49,11 +49,20 @@ def image_of(store, catalog, external_id: str) -> str:
     return searcher.hits([ScoredItem(searcher.item_ids([external_id])[0], 0.0)])[0].image
 
 
-def test_parser_defaults() -> None:
+def test_parser_defaults(monkeypatch) -> None:
     args = parser().parse_args(["chat"])
-    assert (args.embedder, args.policy, args.llm, args.session, args.json, args.k) == ("aligned", "eig", None, None,
+    assert (args.embedder, args.policy, args.llm, args.session, args.json, args.k) == (None, None, None, None,
                                                                                          False, 5)
     assert args.run is chat_cli.cmd_chat and args.db is None and args.catalog is None
+    # Unset flags take the environment's settings, then the defaults (one Settings for every interface).
+    for name in ("CRS_EMBEDDER", "CRS_POLICY", "CRS_CATALOG", "CRS_LLM"):
+        monkeypatch.delenv(name, raising=False)
+    settings = chat_cli.chat_settings(args)
+    assert (settings.embedder, settings.policy, settings.catalog, settings.llm, settings.k) == (
+        "aligned", "eig", "demo", None, 5)
+    monkeypatch.setenv("CRS_POLICY", "ask-3")
+    assert chat_cli.chat_settings(args).policy == "ask-3"
+    assert chat_cli.chat_settings(parser().parse_args(["chat", "--policy", "eig"])).policy == "eig"
 
 
 def test_scripted_json_conversation_with_an_image_then_resume(shapes_catalog, monkeypatch, capsys) -> None:

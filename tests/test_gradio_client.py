@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from crs.services import Services, Settings
+from crs.services import Services
+from crs.settings import Settings
 from tests.browser_support import free_port
 
 pytestmark = pytest.mark.network

@@ -22,7 +22,8 @@ from sqlalchemy import text
 
 from app import create_app
 from crs.rate_limits import RateLimits
-from crs.services import Services, Settings
+from crs.services import Services
+from crs.settings import Settings
 from crs.uploads import UploadLimits, check_uploads
 from tests.test_bad_inputs import snapshot
 

@@ -15,7 +15,8 @@ import pytest
 from crs.critique import CritiqueParser, ParseContext
 from crs.dialogue import DialogueManager
 from crs.errors import StageFailure
-from crs.services import Services, Settings
+from crs.services import Services
+from crs.settings import Settings
 from crs.turn import Critique
 from webui.cards import plain_markdown, reply_for_clients, reply_html
 from webui.chat import MAX_ITEMS, MAX_OPTIONS, build_chat_ui, messages, render

@@ -24,7 +24,7 @@ import gradio as gr
 
 from crs.dialogue import DialogueManager
 from crs.errors import UserError
-from crs.services import Settings
+from crs.settings import Settings
 
 from .cards import assistant_message, page_error, plain_markdown, user_message
 from .session import ChatTabs, ClientApi, Example, TabState
