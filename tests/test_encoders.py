@@ -618,8 +618,8 @@ def test_sentence_transformers_spec_with_local_dir():
 
 
 def test_registries_are_explicit_and_reject_duplicates():
-    assert set(TEXT_ENCODERS) == {"minilm", "sentence-transformers", "clip", "aligned", "fake"}
-    assert set(IMAGE_ENCODERS) == {"efficientnet-lite0", "clip", "aligned", "fake"}
+    assert set(TEXT_ENCODERS.names()) == {"minilm", "sentence-transformers", "clip", "aligned", "fake"}
+    assert set(IMAGE_ENCODERS.names()) == {"efficientnet-lite0", "clip", "aligned", "fake"}
     with pytest.raises(ValueError, match="already registered"):
         register_text_encoder("fake", lambda arg: FakeTextEncoder())
 

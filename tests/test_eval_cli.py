@@ -146,3 +146,24 @@ def test_crs_imports_no_simulator_until_the_cli_is_built() -> None:
             "assert loaded == ['simulators.cli'], loaded\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_an_llm_user_run_is_deterministic_end_to_end_with_the_fake_backend(shapes_catalog, capsys,
+                                                                          tmp_path: Path) -> None:
+    """`--llm fake:SCRIPT.json` selects the scripted chat model like any backend, so the LLM user,
+    the LLM parser and the LLM image reader run their real code paths with no model."""
+    store, _ = shapes_catalog
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"by_prompt": ['{"require": {"shape": ["star"]}, "exclude": {}, "accept": false}',
+                                                "I would like a red star, please.", "That one is it!"]}))
+    figures = []
+    for run in ("fake-llm-1", "fake-llm-2"):
+        code, out, err = crs_eval(capsys, store, "--simulator", "llm", "--llm", f"fake:{script}", "--n", "3",
+                                  "--max-turns", "3", "--policy", "always-recommend", "--json", "--run-id", run)
+        assert code == 0, err
+        result = json.loads(out)
+        assert result["simulator"] == "llm" and result["n"] == 3
+        figures.append({key: result[key] for key in ("success_rate", "avg_turns", "success_by_turn", "leak_rate")})
+    assert figures[0] == figures[1]
+    code, _, err = crs_eval(capsys, store, "--simulator", "llm", "--llm", f"fake:{tmp_path / 'none.json'}", "--n", "1")
+    assert code == 1 and "cannot read the script" in err

@@ -6,6 +6,13 @@
                                       the key comes from CRS_LLM_API_KEY, else a dummy one
     llamacpp:PATH.gguf                a local GGUF model, run in this process by llama.cpp
     hf:DIR                            a local transformers model folder, run in this process
+    fake:SCRIPT.json                  a scripted model (tests, demos): a JSON list of replies,
+                                      played in turn, round and round; or {"by_prompt": [...]},
+                                      the reply picked by the prompt (reproducible evaluations)
+
+Backends are entries of :data:`LLM_BACKENDS` (a :class:`~retrieval.registry.Registry`); an
+installed package adds one through the entry-point group ``crs.llm_backends``. The entry is
+called with the parsed :class:`LLMSpec` and the call's options.
 
 Each backend's package is imported only when its scheme is used; a missing one raises
 :class:`MissingBackend` (an ImportError) with the pip command. A malformed setting, or one
@@ -21,7 +28,9 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-SCHEMES = ("ollama", "openai", "openai-compatible", "llamacpp", "hf")
+from retrieval.registry import Registry
+
+SCHEMES = ("ollama", "openai", "openai-compatible", "llamacpp", "hf", "fake")
 # scheme -> (module that must import, pip package, extra of this project that installs it)
 PACKAGES = {
     "ollama": ("langchain_ollama", "langchain-ollama", "llm-ollama"),
@@ -29,6 +38,7 @@ PACKAGES = {
     "openai-compatible": ("langchain_openai", "langchain-openai", "llm-openai"),
     "llamacpp": ("xllamacpp", "xllamacpp", "llm-llamacpp"),
     "hf": ("transformers", "transformers", None),  # a core dependency
+    "fake": ("langchain_core", "langchain-core", None),  # a core dependency
 }
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_TOKENS = 512  # stage answers are short JSON; bounds the cost of a runaway reply
@@ -53,6 +63,8 @@ def parse_llm_spec(spec: str) -> LLMSpec:
     text = spec.strip()
     scheme, sep, rest = text.partition(":")
     scheme = scheme.strip().lower()
+    if sep and scheme not in SCHEMES and scheme in LLM_BACKENDS:  # a plugin's backend: its factory checks
+        return LLMSpec(scheme, rest.strip() or None, text=text)
     if not sep or scheme not in SCHEMES:
         raise ValueError(f"--llm {spec!r}: expected SCHEME:MODEL with SCHEME one of {', '.join(SCHEMES)} "
                          "(e.g. ollama:qwen2.5:7b, openai:gpt-4o-mini, llamacpp:/path/model.gguf)")
@@ -69,6 +81,9 @@ def parse_llm_spec(spec: str) -> LLMSpec:
                              f"(e.g. openai-compatible:http://127.0.0.1:8080/v1#my-model)")
         return LLMSpec(scheme, model.strip() or None, url=url.strip().rstrip("/"), text=text)
     path = Path(rest).expanduser()
+    if scheme == "fake":
+        _script(path, spec)  # checked now: a bad script is a bad setting, not a failing turn
+        return LLMSpec(scheme, path.name, path=path, text=text)
     if scheme == "llamacpp":
         if not path.is_file():
             raise ValueError(f"--llm {spec!r}: no such file {str(path)!r}")
@@ -82,11 +97,31 @@ def parse_llm_spec(spec: str) -> LLMSpec:
 
 
 _USAGE = {"ollama": "ollama:MODEL", "openai": "openai:MODEL", "openai-compatible": "openai-compatible:URL[#MODEL]",
-          "llamacpp": "llamacpp:PATH.gguf", "hf": "hf:DIR"}
+          "llamacpp": "llamacpp:PATH.gguf", "hf": "hf:DIR", "fake": "fake:SCRIPT.json"}
+
+
+def _script(path: Path, spec: str) -> tuple[list[str], bool]:
+    """The replies of a ``fake:`` script and whether they are picked by prompt."""
+    import json
+
+    try:
+        script = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"--llm {spec!r}: cannot read the script: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ValueError(f"--llm {spec!r}: the script is not JSON: {exc}") from None
+    by_prompt = isinstance(script, dict) and set(script) == {"by_prompt"}
+    replies = script["by_prompt"] if by_prompt else script
+    if not isinstance(replies, list) or not replies or not all(isinstance(r, str) for r in replies):
+        raise ValueError(f"--llm {spec!r}: the script must be a JSON list of reply strings (at least one), "
+                         'or {"by_prompt": [...]}')
+    return replies, by_prompt
 
 
 def require_backend(scheme: str, spec: str = "") -> None:
     """MissingBackend unless the package for ``scheme`` can be imported."""
+    if scheme not in PACKAGES:  # a plugin's backend brings its own packages
+        return
     module, package, extra = PACKAGES[scheme]
     if importlib.util.find_spec(module) is None:
         install = f"pip install 'crs-multimodal[{extra}]' (or pip install {package})" if extra else \
@@ -105,39 +140,76 @@ def load_chat_model(spec: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, max_toke
     """
     parsed = parse_llm_spec(spec)
     require_backend(parsed.scheme, spec)
-    # Options go in as dicts: the clients' pydantic fields have aliases that type checkers misread.
-    if parsed.scheme == "ollama":
-        from langchain_ollama import ChatOllama
+    options = {"timeout_s": timeout_s, "max_tokens": max_tokens, "temperature": temperature, "json_mode": json_mode}
+    return LLM_BACKENDS.create(parsed.scheme, llm=parsed, **options)
 
-        ollama: dict[str, Any] = {"model": parsed.model, "temperature": temperature, "num_predict": max_tokens,
-                                  "client_kwargs": {"timeout": timeout_s}}
-        if json_mode:
-            ollama["format"] = "json"
-        return ChatOllama(**ollama)
-    if parsed.scheme in ("openai", "openai-compatible"):
-        from langchain_openai import ChatOpenAI
 
-        openai: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens, "timeout": timeout_s,
-                                  "max_retries": 1}
-        if parsed.scheme == "openai":
-            key = os.environ.get("OPENAI_API_KEY")
-            if not key:
-                raise ValueError(f"--llm {spec!r}: set OPENAI_API_KEY to use OpenAI's API")
-            openai.update(model=parsed.model, api_key=key)
-            if json_mode:
-                openai["model_kwargs"] = {"response_format": {"type": "json_object"}}
-        else:
-            # Not OPENAI_API_KEY: that would send an OpenAI key to whatever server the URL names.
-            # No response_format either: servers differ in which they accept, and a 400 on every
-            # call would silently turn the LLM off.
-            openai.update(model=parsed.model or "default", base_url=parsed.url,
-                          api_key=os.environ.get("CRS_LLM_API_KEY") or DUMMY_API_KEY)
-        return ChatOpenAI(**openai)
-    if parsed.scheme == "llamacpp":
-        from .llamacpp_chat import LlamaCppChat
+# -- the backends: factory(arg, *, llm: LLMSpec, timeout_s, max_tokens, temperature, json_mode) --------
+# Options go in as dicts: the clients' pydantic fields have aliases that type checkers misread.
 
-        return LlamaCppChat(model_path=str(parsed.path), max_tokens=max_tokens, temperature=temperature,
-                            timeout_s=timeout_s, json_mode=json_mode)
+def _ollama(_: str | None, *, llm: LLMSpec, timeout_s: float, max_tokens: int, temperature: float,
+            json_mode: bool) -> BaseChatModel:
+    from langchain_ollama import ChatOllama
+
+    ollama: dict[str, Any] = {"model": llm.model, "temperature": temperature, "num_predict": max_tokens,
+                              "client_kwargs": {"timeout": timeout_s}}
+    if json_mode:
+        ollama["format"] = "json"
+    return ChatOllama(**ollama)
+
+
+def _openai(_: str | None, *, llm: LLMSpec, timeout_s: float, max_tokens: int, temperature: float,
+            json_mode: bool) -> BaseChatModel:
+    from langchain_openai import ChatOpenAI
+
+    key = os.environ.get("OPENAI_API_KEY")
+    if not key:
+        raise ValueError(f"--llm {llm.text!r}: set OPENAI_API_KEY to use OpenAI's API")
+    openai: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens, "timeout": timeout_s,
+                              "max_retries": 1, "model": llm.model, "api_key": key}
+    if json_mode:
+        openai["model_kwargs"] = {"response_format": {"type": "json_object"}}
+    return ChatOpenAI(**openai)
+
+
+def _openai_compatible(_: str | None, *, llm: LLMSpec, timeout_s: float, max_tokens: int, temperature: float,
+                       json_mode: bool) -> BaseChatModel:
+    from langchain_openai import ChatOpenAI
+
+    # Not OPENAI_API_KEY: that would send an OpenAI key to whatever server the URL names. No
+    # response_format either: servers differ in which they accept, and a 400 on every call would
+    # silently turn the LLM off.
+    return ChatOpenAI(temperature=temperature, max_tokens=max_tokens, timeout=timeout_s, max_retries=1,
+                      model=llm.model or "default", base_url=llm.url,
+                      api_key=os.environ.get("CRS_LLM_API_KEY") or DUMMY_API_KEY)
+
+
+def _llamacpp(_: str | None, *, llm: LLMSpec, timeout_s: float, max_tokens: int, temperature: float,
+              json_mode: bool) -> BaseChatModel:
+    from .llamacpp_chat import LlamaCppChat
+
+    return LlamaCppChat(model_path=str(llm.path), max_tokens=max_tokens, temperature=temperature,
+                        timeout_s=timeout_s, json_mode=json_mode)
+
+
+def _hf(_: str | None, *, llm: LLMSpec, timeout_s: float, max_tokens: int, temperature: float,
+        json_mode: bool) -> BaseChatModel:
     from .hf_chat import HFChat
 
-    return HFChat(model_dir=str(parsed.path), max_tokens=max_tokens, temperature=temperature, timeout_s=timeout_s)
+    return HFChat(model_dir=str(llm.path), max_tokens=max_tokens, temperature=temperature, timeout_s=timeout_s)
+
+
+def _fake(_: str | None, *, llm: LLMSpec, **__: Any) -> BaseChatModel:
+    from .fakes import ScriptedChatModel
+
+    replies, by_prompt = _script(Path(str(llm.path)), llm.text)
+    return ScriptedChatModel(responses=replies, by_prompt=by_prompt)
+
+
+LLM_BACKENDS: Registry[BaseChatModel] = Registry("LLM backend", "crs.llm_backends")
+LLM_BACKENDS.register("ollama", _ollama, "ollama:MODEL")
+LLM_BACKENDS.register("openai", _openai, "openai:MODEL")
+LLM_BACKENDS.register("openai-compatible", _openai_compatible, "openai-compatible:URL[#MODEL]")
+LLM_BACKENDS.register("llamacpp", _llamacpp, "llamacpp:PATH.gguf")
+LLM_BACKENDS.register("hf", _hf, "hf:DIR")
+LLM_BACKENDS.register("fake", _fake, "fake:SCRIPT.json")

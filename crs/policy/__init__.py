@@ -1,40 +1,55 @@
-"""Ask-or-recommend policies, chosen by name: ``eig`` (default), ``always-recommend``,
-``ask-N`` (e.g. ``ask-3``), ``random-ask`` and ``llm`` (needs an LLM setting)."""
+"""Ask-or-recommend policies, chosen by name through :data:`POLICIES` (a
+:class:`~retrieval.registry.Registry`): ``eig`` (default), ``eig-no-lookahead``,
+``always-recommend``, ``ask-N`` (e.g. ``ask-3``), ``random-ask`` and ``llm`` (needs an LLM setting).
+
+Adding a policy: write its module in this package (a :class:`Policy` subclass with ``decide``)
+and add one ``POLICIES.register`` line below. A separate package adds one through the entry-point
+group ``crs.policies`` (see retrieval/registry.py)."""
 from __future__ import annotations
 
-import re
+from typing import Any
+
+from retrieval.registry import Registry
 
 from .base import Ask, Candidates, Decision, Policy, PolicyContext, Recommend
 from .baselines import AlwaysRecommend, AskNThenRecommend, RandomAsk
 from .eig import EIGPolicy
 
 __all__ = ["Ask", "Candidates", "Decision", "Policy", "PolicyContext", "Recommend", "load_policy",
-           "load_policy_option", "POLICY_NAMES", "BASELINES"]
+           "load_policy_option", "POLICIES", "POLICY_NAMES", "BASELINES"]
+
+# factory(arg, *, llm, seed) -> Policy; arg follows "name:" in the spec, or is None.
+POLICIES: Registry[Policy] = Registry("policy", "crs.policies")
+
+
+def _llm_policy(arg: str | None, *, llm: str | None = None, **_: Any) -> Policy:
+    if not llm:
+        raise ValueError("the llm policy needs an LLM: give --llm (e.g. ollama:qwen2.5:7b)")
+    from ..llm.policy import LLMPolicy  # imports LangChain: only when asked for
+
+    return LLMPolicy.from_spec(llm)
+
+
+def _ask_n(arg: str | None, **_: Any) -> Policy:
+    if not arg or not arg.isdigit():
+        raise ValueError(f"ask-N needs a number of questions, e.g. ask-3 (got {arg!r})")
+    return AskNThenRecommend(n=int(arg), name=f"ask-{arg}")
+
+
+POLICIES.register("eig", lambda arg, **_: EIGPolicy())
+# The gate before lookahead, kept for comparison (docs/experiments.md).
+POLICIES.register("eig-no-lookahead", lambda arg, **_: EIGPolicy(horizon=0, name="eig-no-lookahead"))
+POLICIES.register("always-recommend", lambda arg, **_: AlwaysRecommend())
+POLICIES.register("random-ask", lambda arg, *, seed=0, **_: RandomAsk(seed=seed))
+POLICIES.register("ask", _ask_n, "ask-N", pattern=r"ask-(\d+)(?:-then-recommend)?")
+POLICIES.register("llm", _llm_policy)
 
 POLICY_NAMES = ("eig", "always-recommend", "ask-N", "random-ask", "llm")
 BASELINES = ("always-recommend", "ask-3", "random-ask")
 
 
 def load_policy(name: str, *, llm: str | None = None, seed: int = 0) -> Policy:
-    name = name.strip()
-    if name == "eig":
-        return EIGPolicy()
-    if name == "eig-no-lookahead":  # the gate before lookahead, kept for comparison
-        return EIGPolicy(horizon=0, name=name)
-    if name == "always-recommend":
-        return AlwaysRecommend()
-    if name == "random-ask":
-        return RandomAsk(seed=seed)
-    match = re.fullmatch(r"ask-(\d+)(?:-then-recommend)?", name)
-    if match:
-        return AskNThenRecommend(n=int(match.group(1)), name=f"ask-{match.group(1)}")
-    if name == "llm":
-        if not llm:
-            raise ValueError("the llm policy needs an LLM: give --llm (e.g. ollama:qwen2.5:7b)")
-        from ..llm.policy import LLMPolicy  # imports LangChain: only when asked for
-
-        return LLMPolicy.from_spec(llm)
-    raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICY_NAMES)}")
+    return POLICIES.create(name, llm=llm, seed=seed)
 
 
 def load_policy_option(name: str, *, llm: str | None = None, seed: int = 0) -> Policy:

@@ -14,21 +14,22 @@ Specs::
     load_image_encoder("aligned:/path/to/weights")           # other weights (crs train-align --out)
 
 A hub name after ``clip:`` or ``sentence-transformers:`` downloads weights; nothing here ever
-does so unless the spec names one. Backends are registered explicitly below with
-:func:`register_text_encoder` / :func:`register_image_encoder`; a plugin registers its own the
-same way. Importing this package imports neither torch nor transformers: each factory imports
-its backend when called.
+does so unless the spec names one. Backends are registered explicitly below in two
+:class:`~retrieval.registry.Registry` instances (the project's one registry style);
+:func:`register_text_encoder` / :func:`register_image_encoder` add more, and installed packages
+add theirs through the entry-point groups ``crs.text_encoders`` / ``crs.image_encoders``.
+Importing this package imports neither torch nor transformers: each factory imports its backend
+when called.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 from retrieval.encoders.base import Encoder, ImageEncoder, TextEncoder, l2_normalize
 from retrieval.encoders.fake import FakeImageEncoder, FakeTextEncoder
 from retrieval.images import ImageLoadError
+from retrieval.registry import Registry
 
 __all__ = [
     "Encoder",
@@ -48,65 +49,34 @@ __all__ = [
     "load_image_encoder",
 ]
 
-E = TypeVar("E", bound=Encoder)
-
 DEFAULT_TEXT_ENCODER = "minilm"
 DEFAULT_IMAGE_ENCODER = "efficientnet-lite0"
 
-
-@dataclass(frozen=True)
-class Registration(Generic[E]):
-    """``factory(arg)`` builds the encoder; ``arg`` follows ``key:`` in the spec, or is None."""
-
-    factory: Callable[[str | None], E]
-    usage: str  # how the spec is written, for error messages: "clip:PATH_OR_NAME"
-
-
-TEXT_ENCODERS: dict[str, Registration[TextEncoder]] = {}
-IMAGE_ENCODERS: dict[str, Registration[ImageEncoder]] = {}
+# factory(arg) builds the encoder; arg follows "key:" in the spec, or is None.
+TEXT_ENCODERS: Registry[TextEncoder] = Registry("text encoder", "crs.text_encoders")
+IMAGE_ENCODERS: Registry[ImageEncoder] = Registry("image encoder", "crs.image_encoders")
 
 
 def register_text_encoder(
     key: str, factory: Callable[[str | None], TextEncoder], usage: str | None = None
 ) -> None:
-    _register(TEXT_ENCODERS, key, factory, usage)
+    TEXT_ENCODERS.register(key, factory, usage)
 
 
 def register_image_encoder(
     key: str, factory: Callable[[str | None], ImageEncoder], usage: str | None = None
 ) -> None:
-    _register(IMAGE_ENCODERS, key, factory, usage)
-
-
-def _register(registry: dict, key: str, factory: Callable, usage: str | None) -> None:
-    if not key or ":" in key or key != key.strip():
-        raise ValueError(
-            f"encoder key must be non-empty with no ':' or surrounding spaces: {key!r}"
-        )
-    if key in registry:
-        raise ValueError(f"encoder {key!r} is already registered")
-    registry[key] = Registration(factory, usage or key)
+    IMAGE_ENCODERS.register(key, factory, usage)
 
 
 def load_text_encoder(spec: str = DEFAULT_TEXT_ENCODER) -> TextEncoder:
     """Build the text encoder named by ``spec`` (see the module docstring)."""
-    return _load(TEXT_ENCODERS, "text", spec)
+    return TEXT_ENCODERS.create(spec)
 
 
 def load_image_encoder(spec: str = DEFAULT_IMAGE_ENCODER) -> ImageEncoder:
     """Build the image encoder named by ``spec`` (see the module docstring)."""
-    return _load(IMAGE_ENCODERS, "image", spec)
-
-
-def _load(registry: dict[str, Registration[E]], kind: str, spec: str) -> E:
-    if not isinstance(spec, str):
-        raise TypeError(f"{kind} encoder spec must be a str, got {type(spec).__name__}")
-    key, sep, arg = spec.strip().partition(":")
-    registration = registry.get(key)
-    if registration is None:
-        valid = ", ".join(r.usage for r in registry.values())
-        raise ValueError(f"unknown {kind} encoder {spec!r}; valid: {valid}")
-    return registration.factory(arg if sep else None)
+    return IMAGE_ENCODERS.create(spec)
 
 
 # -- the built-in backends ---------------------------------------------------------------------
