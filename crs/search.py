@@ -16,6 +16,7 @@ from sqlalchemy import select
 from retrieval.embedder import DEFAULT_EMBEDDER, Embedder, load_embedder
 from retrieval.features import Progress
 from retrieval.images import ImageLoadError, ImageSource
+from retrieval.index_kinds import check_kind
 from retrieval.multimodal import DEFAULT_WEIGHTS, EmptyQueryError, FusionWeights, MultimodalIndex, Query, ScoredItem
 from retrieval.vector_index import IndexKind
 
@@ -72,6 +73,9 @@ class CatalogSearch:
     @classmethod
     def open(cls, store: Store, catalog: Catalog, embedder: Embedder | str = DEFAULT_EMBEDDER, *,
              rebuild: bool = False, kind: IndexKind = "auto", progress: Progress | None = None) -> CatalogSearch:
+        # Checked before anything loads: a cached index is opened whatever kind it was built as,
+        # so an unknown kind would otherwise pass unnoticed until the next rebuild.
+        check_kind(kind)
         if isinstance(embedder, str):
             embedder = load_embedder(embedder)
         index, status = open_index(store, catalog, embedder, rebuild=rebuild, kind=kind, progress=progress)

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from retrieval.index_kinds import check_kind
+
 from .catalog.demo import open_catalog
 from .cli_args import int_between
 from .config import DEMO_CATALOG
@@ -52,7 +54,18 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
 def _embedder_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedder", default="aligned",
                         help="aligned (default, offline), aligned:WEIGHTS, clip:PATH_OR_NAME")
-    parser.add_argument("--index-kind", default="auto", choices=["auto", "flat", "hnsw", "ivf"])
+    parser.add_argument("--index-kind", default="auto", type=_index_kind, metavar="KIND",
+                        help="vector index per space, used when the index is (re)built: auto (default; flat, "
+                             "hnsw from 200k items), flat, hnsw, ivf (FAISS), exact (numpy) or a plugin's kind")
+
+
+def _index_kind(value: str) -> str:
+    # A type, not `choices`: kinds come from a registry that plugins extend, and a typo still
+    # fails while parsing, before any model loads.
+    try:
+        return check_kind(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _open(args: argparse.Namespace, rebuild: bool = False) -> CatalogSearch:

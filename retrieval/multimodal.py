@@ -14,10 +14,12 @@ target vector per space (:meth:`MultimodalIndex.targets`), and an item's score i
 spaces of ``target_space . item_space``: a linear, Rocchio-style fusion whose weights
 (:class:`FusionWeights`) are documented numbers, not a learned black box.
 
-Search is two steps: each space's FAISS index proposes candidates (its top ``candidates``
+Search is two steps: each space's vector index proposes candidates (its top ``candidates``
 under the same filter; the raw visual space only rescores), then the union is rescored exactly
 with the fused score. So HNSW can
-serve the proposals at scale while the final order and the scores stay exact.
+serve the proposals at scale while the final order and the scores stay exact. The spaces are
+plain :class:`~retrieval.vector_index.VectorIndex` objects (``search`` and ``vectors``); which
+backend serves them is a kind name (:mod:`retrieval.index_kinds`: flat, hnsw, ivf, exact).
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.vector_index import FaissIndex, IndexFileError, IndexKind
+from retrieval.index_kinds import build_index, load_index
+from retrieval.vector_index import IndexFileError, IndexKind, VectorIndex
 
 __all__ = [
     "SPACES",
@@ -128,9 +131,9 @@ class ScoredItem:
 
 
 class MultimodalIndex:
-    """One :class:`FaissIndex` per space over the same ids, searched with fused scores."""
+    """One :class:`VectorIndex` per space over the same ids, searched with fused scores."""
 
-    def __init__(self, spaces: dict[str, FaissIndex]) -> None:
+    def __init__(self, spaces: dict[str, VectorIndex]) -> None:
         if "text" not in spaces or "image" not in spaces:
             raise ValueError("a multimodal index needs at least the text and image spaces")
         sizes = {name: index.size for name, index in spaces.items()}
@@ -142,7 +145,7 @@ class MultimodalIndex:
 
     @classmethod
     def build(cls, vectors: ItemVectors, kind: IndexKind = "auto") -> MultimodalIndex:
-        return cls({name: FaissIndex.build(matrix, vectors.ids, kind) for name, matrix in vectors.spaces().items()})
+        return cls({name: build_index(matrix, vectors.ids, kind) for name, matrix in vectors.spaces().items()})
 
     @property
     def has_visual(self) -> bool:
@@ -228,7 +231,8 @@ class MultimodalIndex:
     # -- persistence ---------------------------------------------------------------------------
 
     def save(self, folder: Path, meta: dict[str, object]) -> None:
-        """One FAISS file (+ JSON sidecar carrying ``meta``) per space under ``folder``."""
+        """One index file (+ JSON sidecar carrying ``meta``) per space under ``folder``; the file
+        name stays ``<space>.faiss`` for every kind: all are FAISS files (VectorIndex.save)."""
         folder.mkdir(parents=True, exist_ok=True)
         for name, index in self.spaces.items():
             index.save(folder / f"{name}.faiss", {**meta, "format": INDEX_FORMAT, "space": name})
@@ -238,7 +242,7 @@ class MultimodalIndex:
         """Load what :meth:`save` wrote; :class:`IndexFileError` if anything is missing,
         corrupt, of another format, or was built for other data than ``expect`` says."""
         names = [s for s in SPACES if s != "visual" or visual]
-        return cls({name: FaissIndex.load(folder / f"{name}.faiss", {**expect, "format": INDEX_FORMAT, "space": name})
+        return cls({name: load_index(folder / f"{name}.faiss", {**expect, "format": INDEX_FORMAT, "space": name})
                     for name in names})
 
 

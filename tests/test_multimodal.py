@@ -4,8 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from retrieval.exact_index import ExactIndex
 from retrieval.multimodal import (
     DEFAULT_WEIGHTS,
+    SPACES,
     EmptyQueryError,
     FusionWeights,
     ItemVectors,
@@ -45,7 +47,7 @@ def catalog_vectors() -> tuple[ItemVectors, dict[int, tuple[str, str]]]:
     return ItemVectors(ids, text, image, visual), dict(zip(ids.tolist(), rows))
 
 
-@pytest.fixture(params=["flat", "hnsw"])
+@pytest.fixture(params=["flat", "hnsw", "exact"])
 def index(request) -> MultimodalIndex:
     vectors, _ = catalog_vectors()
     return MultimodalIndex.build(vectors, request.param)
@@ -185,3 +187,24 @@ def test_item_vectors_reject_mismatched_shapes() -> None:
         ItemVectors(vectors.ids, vectors.text, np.zeros((8, 5), dtype=np.float32))
     with pytest.raises(ValueError, match="shape"):
         ItemVectors(vectors.ids, vectors.text[:3], vectors.image)
+
+
+def test_the_exact_kind_gives_the_flat_kinds_answers_and_survives_a_reload(tmp_path) -> None:
+    vectors, names = catalog_vectors()
+    flat = MultimodalIndex.build(vectors, "flat")
+    exact = MultimodalIndex.build(vectors, "exact")
+    assert {name: type(space) for name, space in exact.spaces.items()} == dict.fromkeys(SPACES, ExactIndex)
+    by_label = {v: k for k, v in names.items()}
+    queries = [Query(text=joint("sun")), Query(text=joint("cat", "3d"), images=vectors.image[2][None],
+                                                visual=vectors.visual[2][None]),
+               Query(liked=(by_label[("tree", "3d")],), disliked=(by_label[("dog", "flat")],))]
+    exact.save(tmp_path / "idx", {"catalog": "toy"})
+    reloaded = MultimodalIndex.load(tmp_path / "idx", {"catalog": "toy"}, visual=True)
+    assert {space.kind for space in reloaded.spaces.values()} == {"exact"}
+    for query in queries:
+        for allowed in (None, np.array([100, 103, 104, 107], dtype=np.int64)):
+            want = flat.search(query, k=5, allowed_ids=allowed)
+            for index in (exact, reloaded):
+                got = index.search(query, k=5, allowed_ids=allowed)
+                assert [h.id for h in got] == [h.id for h in want]
+                assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-5)

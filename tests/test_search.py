@@ -129,6 +129,34 @@ def test_a_corrupt_index_file_is_detected_and_rebuilt(shapes_catalog, caplog) ->
     assert not open_index(store, catalog, embedder)[1].built
 
 
+def test_the_exact_index_kind_end_to_end_gives_the_flat_kinds_results(shapes_catalog) -> None:
+    store, catalog = shapes_catalog
+    flat = CatalogSearch.open(store, catalog, "fake", kind="flat")
+    exact = CatalogSearch.open(store, catalog, "fake", kind="exact", rebuild=True)  # the cache holds flat
+    assert {s.kind for s in flat.index.spaces.values()} == {"flat"}
+    assert {s.kind for s in exact.index.spaces.values()} == {"exact"}
+    liked = exact.item_ids(["green-square-flat"])
+    cases = [("red circle", None, ()), ("blue star outline", None, ()), ("sticker", ["style=flat"], ()),
+             ("star", ["price<=4"], ()), (None, None, liked), ("circle", ["colour!=blue"], liked)]
+    for text, where, like in cases:
+        want = flat.search(text, where=where, liked=like, k=5)
+        got = exact.search(text, where=where, liked=like, k=5)
+        assert [h.id for h in got] == [h.id for h in want]
+        assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-5)
+    # The exact index is cached like any other and comes back as itself.
+    cached = CatalogSearch.open(store, catalog, "fake")
+    assert not cached.status.built and {s.kind for s in cached.index.spaces.values()} == {"exact"}
+    assert [h.id for h in cached.search("red circle", k=5)] == [h.id for h in exact.search("red circle", k=5)]
+
+
+def test_an_unknown_index_kind_is_refused_before_anything_loads(shapes_catalog, monkeypatch) -> None:
+    import crs.search
+
+    monkeypatch.setattr(crs.search, "open_index", lambda *a, **k: pytest.fail("an index was opened"))
+    with pytest.raises(ValueError, match="unknown index kind 'annoy'; choose one of auto, flat, hnsw, ivf, exact"):
+        CatalogSearch.open(*shapes_catalog, "fake", kind="annoy")
+
+
 def test_parse_where_reads_operators_and_mappings() -> None:
     conditions = parse_where(["added_in>=2015", "colour = Light  Blue", "style!=3d"])
     assert [(c.attribute, c.op, c.value) for c in conditions] == [
@@ -160,6 +188,21 @@ def test_cli_index_then_search_json(shapes_catalog, capsys) -> None:
     assert all(h["attributes"]["style"] == "flat" for h in hits)
     code, out, _ = cli(capsys, "search", "green star", *common)
     assert code == 0 and "  1. " in out
+
+
+def test_cli_index_kind_exact(shapes_catalog, capsys) -> None:
+    store, _ = shapes_catalog
+    common = ["--db", store.url, "--catalog", "shapes", "--embedder", "fake", "--index-kind", "exact"]
+    code, out, _ = cli(capsys, "index", *common, "--json")
+    status = json.loads(out)
+    assert code == 0 and status["built"] is True
+    assert {space["kind"] for space in status["spaces"].values()} == {"exact"}
+    code, out, _ = cli(capsys, "search", "green star", "-k", "3", "--where", "style=flat", *common, "--json")
+    hits = json.loads(out)
+    assert code == 0 and len(hits) == 3 and all(h["attributes"]["style"] == "flat" for h in hits)
+    with pytest.raises(SystemExit) as exited:
+        main(["search", "red", "--db", store.url, "--catalog", "shapes", "--embedder", "fake", "--index-kind", "annoy"])
+    assert exited.value.code == 2 and "argument --index-kind: unknown index kind 'annoy'" in capsys.readouterr().err
 
 
 def test_cli_search_errors_exit_1_with_a_message(shapes_catalog, capsys, tmp_path: Path) -> None:
