@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from retrieval.embedder import EmbedItem, Embedder
 from retrieval.features import Progress
+from retrieval.vector_index import auto_kind
 from retrieval.multimodal import MultimodalIndex
 from retrieval.vector_index import IndexFileError, IndexKind
 
@@ -93,7 +94,10 @@ def open_index(store: Store, catalog: Catalog, embedder: Embedder, *, rebuild: b
     if not rebuild:
         try:
             index = MultimodalIndex.load(folder, expect, visual=embedder.has_visual)
-            return index, IndexStatus(folder, False, "cached", index.size, time.perf_counter() - started)
+            mismatch = _kind_mismatch(index, kind)
+            if mismatch is None:
+                return index, IndexStatus(folder, False, "cached", index.size, time.perf_counter() - started)
+            reason = mismatch
         except IndexFileError as exc:
             reason = str(exc)
             if (folder / "text.faiss.json").exists():  # a first build is normal; a bad cache is news
@@ -103,3 +107,10 @@ def open_index(store: Store, catalog: Catalog, embedder: Embedder, *, rebuild: b
     index = MultimodalIndex.build(vectors, kind)
     index.save(folder, expect)
     return index, IndexStatus(folder, True, reason, index.size, time.perf_counter() - started)
+
+
+def _kind_mismatch(index: MultimodalIndex, kind: IndexKind) -> str | None:
+    """Why a cached index is not of the asked kind (``auto`` resolved by its size), or None."""
+    wanted = auto_kind(index.size) if kind == "auto" else kind.partition(":")[0]
+    have = sorted({space.kind for space in index.spaces.values()})
+    return None if have == [wanted] else f"the cached index is {'/'.join(have)}; {wanted} was asked for"

@@ -55,8 +55,9 @@ def _embedder_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedder", default="aligned",
                         help="aligned (default, offline), aligned:WEIGHTS, clip:PATH_OR_NAME")
     parser.add_argument("--index-kind", default="auto", type=_index_kind, metavar="KIND",
-                        help="vector index per space, used when the index is (re)built: auto (default; flat, "
-                             "hnsw from 200k items), flat, hnsw, ivf (FAISS), exact (numpy) or a plugin's kind")
+                        help="vector index per space: auto (default; flat, hnsw from 200k items), flat, hnsw, "
+                             "ivf (FAISS), exact (numpy) or a plugin's kind; a cached index of another kind is "
+                             "rebuilt")
 
 
 def _index_kind(value: str) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.embedder import DEFAULT_EMBEDDER
+from retrieval.index_kinds import check_kind
 
 from .config import ASSETS_DIR, DEMO_CATALOG
 from .errors import UserError
@@ -25,7 +26,6 @@ from .rate_limits import RateLimits
 from .search import MAX_K
 from .uploads import UploadLimits
 
-INDEX_KINDS = ("auto", "flat", "hnsw", "ivf", "exact")
 
 _ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
 
@@ -79,8 +79,10 @@ class Settings:
     def __post_init__(self) -> None:
         if not 1 <= self.k <= MAX_K:
             raise UserError(f"k (items per recommendation) must be between 1 and {MAX_K}, got {self.k}")
-        if self.index_kind not in INDEX_KINDS:
-            raise UserError(f"unknown index kind {self.index_kind!r}; choose one of {', '.join(INDEX_KINDS)}")
+        try:
+            check_kind(self.index_kind)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         for name in ("session_idle_hours", "page_upload_minutes", "page_upload_disk_mb", "db_busy_timeout_s"):
             if not getattr(self, name) > 0:
                 raise UserError(f"{name} must be more than 0, got {getattr(self, name)}")

@@ -143,8 +143,8 @@ def test_the_exact_index_kind_end_to_end_gives_the_flat_kinds_results(shapes_cat
         got = exact.search(text, where=where, liked=like, k=5)
         assert [h.id for h in got] == [h.id for h in want]
         assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-5)
-    # The exact index is cached like any other and comes back as itself.
-    cached = CatalogSearch.open(store, catalog, "fake")
+    # The exact index is cached like any other and comes back as itself when exact is asked for.
+    cached = CatalogSearch.open(store, catalog, "fake", kind="exact")
     assert not cached.status.built and {s.kind for s in cached.index.spaces.values()} == {"exact"}
     assert [h.id for h in cached.search("red circle", k=5)] == [h.id for h in exact.search("red circle", k=5)]
 
@@ -315,3 +315,17 @@ def test_aligned_embedder_on_a_real_catalog(shapes_catalog) -> None:
     assert by_image[0].id == "green-triangle-outline"
     composed = searcher.search("blue", [image], where=["colour=blue"], k=1)
     assert composed[0].attributes["colour"] == ["blue"]
+
+
+def test_a_cached_index_of_another_kind_is_rebuilt_as_asked(shapes_catalog) -> None:
+    store, catalog = shapes_catalog
+    embedder = load_embedder("fake")
+    flat, status = open_index(store, catalog, embedder)  # auto: flat at this size
+    assert status.built and {s.kind for s in flat.spaces.values()} == {"flat"}
+    _, status = open_index(store, catalog, embedder, kind="flat")
+    assert not status.built  # auto and flat are the same index here: no rebuild
+    exact, status = open_index(store, catalog, embedder, kind="exact")
+    assert status.built and "the cached index is flat; exact was asked for" in status.reason
+    assert {s.kind for s in exact.spaces.values()} == {"exact"}
+    _, status = open_index(store, catalog, embedder, kind="exact")
+    assert not status.built
