@@ -5,12 +5,12 @@
 ``CRS_EMBEDDER``, ``CRS_LLM``, ``CRS_CORS_ORIGINS``), so ``uvicorn app:app`` and the tests use it
 without a server; importing opens nothing. ``python app.py`` parses the options, builds the app
 from them and serves it. Either way, when the server starts, the models and the index load in
-the background (:meth:`crs.services.Services.start_warm_up`) while it already answers.
+the background (:meth:`crs.web.services.Services.start_warm_up`) while it already answers.
 
 Limits (README, "Security and limits"): uploads, pixels and decoding (``crs.uploads``), a
-per-client rate limit on the API and on the page's uploads and turns (``crs.rate_limits``,
+per-client rate limit on the API and on the page's uploads and turns (``crs.web.rate_limits``,
 ``webui.uploads.PageUploadGuard``), idle sessions and old page uploads deleted by a janitor
-thread (``crs.services``). The page's uploads live in a folder of this app's own
+thread (``crs.web.services``). The page's uploads live in a folder of this app's own
 (``GRADIO_TEMP_DIR``, by default ``<tmp>/crs-page-uploads``), which the janitor may clean.
 
 CORS: browsers on other sites may call the API only from the origins in the allow-list
@@ -43,10 +43,10 @@ from fastapi.responses import FileResponse  # noqa: E402
 
 from crs.config import DEMO_CATALOG  # noqa: E402
 from crs.errors import UserError  # noqa: E402
-from crs.rate_limits import RateLimiter  # noqa: E402
-from crs.services import Services  # noqa: E402
+from crs.web.rate_limits import RateLimiter  # noqa: E402
+from crs.web.services import Services  # noqa: E402
 from crs.settings import DEFAULT_EMBEDDER, Settings, parse_origins  # noqa: E402
-from crs.web_api import PREFIX, build_router  # noqa: E402
+from crs.web.api import PREFIX, build_router  # noqa: E402
 from webui.cards import CARDS_CSS  # noqa: E402
 from webui.chat import build_chat_ui  # noqa: E402
 from webui.uploads import PageUploadGuard, upload_folder  # noqa: E402

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(2)
-    from crs.align_cli import HELD_OUT_FRACTION, catalog_items, feature_cache_dir, load_features
+    from crs.cli.align import HELD_OUT_FRACTION, catalog_items, feature_cache_dir, load_features
     from crs.catalog.demo import open_catalog
     from crs.store import open_store
     from retrieval.align import (

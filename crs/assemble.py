@@ -2,7 +2,7 @@
 searcher and dialogue manager.
 
 Every interface assembles through here and nowhere else: ``crs chat`` and ``crs search`` (the
-command line), the web app (:class:`crs.services.Services`, which opens these lazily and shares
+command line), the web app (:class:`crs.web.services.Services`, which opens these lazily and shares
 them between requests) and the evaluation workers (``simulators.sharding.ShardWorker``). So a
 new stage, a new option or a new default is wired once.
 

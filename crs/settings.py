@@ -17,12 +17,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from limits import parse_many
+
 from retrieval.embedder import DEFAULT_EMBEDDER
 from retrieval.index_kinds import check_kind
 
 from .config import ASSETS_DIR, DEMO_CATALOG
 from .errors import UserError
-from .rate_limits import RateLimits
 from .search import MAX_K
 from .uploads import UploadLimits
 
@@ -54,6 +55,38 @@ def parse_origins(values: list[str] | tuple[str, ...] | str | None) -> tuple[str
             if origin not in out:
                 out.append(origin)
     return tuple(out)
+
+
+RATE_LIMITS_OFF = ("off", "none", "0", "false")
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Per-client rate limits of the web app (counted by crs.web.rate_limits): ``limits`` strings
+    per bucket; ``enabled=False`` turns them all off (load benchmarks)."""
+
+    messages: str = "60/minute"
+    sessions: str = "20/minute"
+    requests: str = "600/minute"
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("messages", "sessions", "requests"):
+            value = getattr(self, name)
+            try:
+                parse_many(value)
+            except ValueError:
+                raise UserError(f"rate limit {name}={value!r} is not a limit: write e.g. '30/minute' or "
+                                "'5/second;100/hour'") from None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RateLimits:
+        """``CRS_RATE_LIMIT_MESSAGES``, ``_SESSIONS``, ``_REQUESTS``; ``CRS_RATE_LIMITS=off`` disables."""
+        env = os.environ if environ is None else environ
+        values = {name: env[f"CRS_RATE_LIMIT_{name.upper()}"] for name in ("messages", "sessions", "requests")
+                  if env.get(f"CRS_RATE_LIMIT_{name.upper()}")}
+        return cls(**values, enabled=env.get("CRS_RATE_LIMITS", "on").strip().lower() not in RATE_LIMITS_OFF)
+
 
 
 @dataclass(frozen=True)

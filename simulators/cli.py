@@ -26,7 +26,7 @@ MAX_WORKERS = 64
 
 
 def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: ignore[type-arg, no-untyped-def]
-    from crs.cli_args import int_between
+    from crs.cli.args import int_between
     from crs.search import MAX_K  # already imported by crs.cli, which builds this parser
 
     ev = commands.add_parser(

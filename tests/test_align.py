@@ -556,7 +556,7 @@ def test_train_align_cli_held_out_only_and_errors(tmp_path, catalog_dir, capsys)
 
 
 def test_item_text():
-    from crs.align_cli import item_text
+    from crs.cli.align import item_text
 
     assert item_text("Red Apple", "A shiny red apple.", ["Fruit", "apple"]) == (
         "red apple. a shiny red apple. fruit, apple."

@@ -14,10 +14,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from crs.services import Services
+from crs.web.services import Services
 from crs.settings import Settings
 from crs.uploads import UploadLimits
-from crs.web_api import INTERNAL_ERROR, UNAVAILABLE, build_router, image_url
+from crs.web.api import build_router
+from crs.web.errors import INTERNAL_ERROR, UNAVAILABLE
+from crs.web.replies import image_url
 
 API = "/api/v1"
 
@@ -366,11 +368,11 @@ def test_an_unexpected_error_is_a_logged_500_without_a_traceback(client: TestCli
         raise RuntimeError("secret detail from deep inside")
 
     monkeypatch.setattr(services.dm, "respond", broken)
-    with caplog.at_level(logging.ERROR, logger="crs.web_api"):
+    with caplog.at_level(logging.ERROR, logger="crs.web.api"):
         response = client.post(f"{API}/sessions/{session}/messages", data={"text": "hi"})
     assert response.status_code == 500 and response.json() == {"detail": INTERNAL_ERROR}
     assert "secret" not in response.text and "Traceback" not in response.text
-    record = next(r for r in caplog.records if r.name == "crs.web_api")
+    record = next(r for r in caplog.records if r.name == "crs.web.api")
     assert record.exc_info and "secret detail" in str(record.exc_info[1])
 
 

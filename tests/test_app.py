@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 import app as webapp
 from crs.errors import UserError
 from crs.search import CatalogSearch
-from crs.services import Services
+from crs.web.services import Services
 from crs.settings import Settings, parse_origins
 
 SHOP = "https://shop.example"

@@ -77,7 +77,7 @@ def world(shapes_catalog, tmp_path: Path) -> Iterator[dict[str, Any]]:
     from fastapi.testclient import TestClient
 
     from app import create_app
-    from crs.services import Services
+    from crs.web.services import Services
     from crs.settings import Settings
 
     store, _ = shapes_catalog

@@ -1,6 +1,6 @@
 """`crs chat` end to end on the shapes catalog: scripted stdin, JSON and plain replies, resuming, bad lines.
 
-The chat subcommand is built here from :func:`crs.chat_cli.add_parsers` with the CLI's own common
+The chat subcommand is built here from :func:`crs.cli.chat.add_parsers` with the CLI's own common
 options, and run the way ``crs.cli.main`` runs a command (a UserError is exit status 1 and one line).
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from crs import chat_cli
+from crs.cli import chat as chat_cli
 from crs.cli import _common
 from crs.dialogue import DialogueManager
 from crs.errors import UserError

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from crs.services import Services
+from crs.web.services import Services
 from crs.settings import Settings
 from tests.browser_support import free_port
 

@@ -21,8 +21,8 @@ from PIL import Image
 from sqlalchemy import text
 
 from app import create_app
-from crs.rate_limits import RateLimits
-from crs.services import Services
+from crs.web.rate_limits import RateLimits
+from crs.web.services import Services
 from crs.settings import Settings
 from crs.uploads import UploadLimits, check_uploads
 from tests.test_bad_inputs import snapshot

@@ -15,7 +15,7 @@ import pytest
 from crs.critique import CritiqueParser, ParseContext
 from crs.dialogue import DialogueManager
 from crs.errors import StageFailure
-from crs.services import Services
+from crs.web.services import Services
 from crs.settings import Settings
 from crs.turn import Critique
 from webui.cards import plain_markdown, reply_for_clients, reply_html

@@ -23,7 +23,8 @@ from typing import Any
 import gradio as gr
 
 from crs.errors import UserError
-from crs.web_api import image_url, public_message  # the JSON API's definitions, shared
+from crs.web.errors import public_message
+from crs.web.replies import client_reply, image_url  # one reply JSON for every client
 
 # Markdown's special characters; a backslash before each makes CommonMark show it as itself.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:])")
@@ -64,10 +65,8 @@ def page_error(exc: UserError) -> gr.Error:
 
 
 def reply_for_clients(reply: dict[str, Any], session_id: str) -> dict[str, Any]:
-    """The reply JSON with the session id, and image URLs in place of server file paths."""
-    items = [{key: value for key, value in item.items() if key != "image"}
-             | {"image_url": image_url(item["id"], bool(item.get("image")))} for item in reply.get("items", [])]
-    return {"session_id": session_id, **reply, "items": items}
+    """The JSON API's reply (crs.web.replies) with the session id: the same shape for every client."""
+    return {"session_id": session_id, **client_reply(reply)}
 
 
 def fallback_note(fallbacks: list[str]) -> str:

@@ -43,7 +43,7 @@ WRITE_SESSION_JS = (f"(id) => {{ if (id) {{ window.sessionStorage.setItem('{STOR
 
 
 class HasDialogue(Protocol):
-    """What the page needs from :class:`crs.services.Services`: the dialogue manager (opened
+    """What the page needs from :class:`crs.web.services.Services`: the dialogue manager (opened
     lazily) and the settings (for the upload limits, the same as the JSON API's)."""
 
     @property

@@ -12,7 +12,7 @@ the per-client rate limit, a cap on the request body while it arrives, a disk bu
 whole folder, and a content check of every stored file (an image of an accepted format and
 size, judged by its bytes); a refused request's files are deleted at once. The same guard
 rate-limits ``/gradio_api/queue/join``, through which the page's turns run. Old uploads are
-deleted by the web app's janitor (:meth:`crs.services.Services.sweep`).
+deleted by the web app's janitor (:meth:`crs.web.services.Services.sweep`).
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from gradio.processing_utils import save_file_to_cache
 from gradio.utils import get_upload_folder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crs.rate_limits import RateLimited, RateLimiter
+from crs.web.rate_limits import RateLimited, RateLimiter
 from crs.uploads import MIB, UploadError, UploadLimits, check_header, label, read_limited
 
 UPLOAD_PATH = "/gradio_api/upload"

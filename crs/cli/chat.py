@@ -30,16 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from . import assemble
-from .cli_args import int_between
-from .dialogue import DialogueManager
-from .errors import UserError
-from .policy import POLICY_NAMES
-from .search import MAX_K
-from .settings import Settings
-from .store import Store, redact_url
-from .store.models import Catalog, ChatSession
-from .turn import Message, Reply
+from crs import assemble
+from crs.cli.args import int_between
+from crs.dialogue import DialogueManager
+from crs.errors import UserError
+from crs.policy import POLICY_NAMES
+from crs.search import MAX_K
+from crs.settings import Settings
+from crs.store import Store, redact_url
+from crs.store.models import Catalog, ChatSession
+from crs.turn import Message, Reply
 
 HELP = ("type a message; /image PATH attaches a picture to your next message; a number picks an option of "
         "the question; /like N, /dislike N rate the Nth item shown; /new starts over; /quit ends")

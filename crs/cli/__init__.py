@@ -12,13 +12,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .config import ASSETS_DIR, DEMO_CATALOG, DEMO_DIR
-from . import chat_cli, search_cli
-from .catalog.demo import open_catalog
-from .catalog.info import catalog_info
-from .catalog.ingest import READERS, IngestOptions, ingest
-from .errors import UserError
-from .store import open_store
+from crs.config import ASSETS_DIR, DEMO_CATALOG, DEMO_DIR
+from . import chat as chat_cli, search as search_cli
+from crs.catalog.demo import open_catalog
+from crs.catalog.info import catalog_info
+from crs.catalog.ingest import READERS, IngestOptions, ingest
+from crs.errors import UserError
+from crs.store import open_store
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -47,8 +47,8 @@ def cmd_catalog_info(args: argparse.Namespace) -> int:
 
 
 def cmd_build_demo(args: argparse.Namespace) -> int:
-    from .catalog import demo_build  # heavy and network-bound: only imported when asked for
-    from .catalog.demo_sources import default_cache_dir
+    from crs.catalog import demo_build  # heavy and network-bound: only imported when asked for
+    from crs.catalog.demo_sources import default_cache_dir
 
     return demo_build.main(Path(args.out), Path(args.cache).expanduser() if args.cache else default_cache_dir())
 
@@ -73,7 +73,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_train_align(args: argparse.Namespace) -> int:
-    from .align_cli import train_align  # imports torch: only when asked for
+    from crs.cli.align import train_align  # imports torch: only when asked for
 
     return train_align(args)
 

@@ -2,7 +2,7 @@
 each opened once (through :mod:`crs.assemble`, as every interface does), on first use, whichever
 thread asks first; and the web app's background work (warm-up, the janitor).
 
-The JSON API (:mod:`crs.web_api`) and the gradio chat page (``webui.chat``) both take one
+The JSON API (:mod:`crs.web.api`) and the gradio chat page (``webui.chat``) both take one
 :class:`Services` and talk to the conversation only through ``services.dm`` (the
 :class:`~crs.dialogue.DialogueManager`), so the page, the API and the embeddable widget all run
 the same system. Opening is lazy because importing the app must stay cheap (tests import it,
@@ -21,15 +21,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import assemble
-from .catalog_index import IndexStatus
-from .dialogue import DialogueManager
-from .errors import UserError
-from .search import CatalogSearch
-from .session_expiry import expire_sessions
-from .settings import Settings
-from .store import Store
-from .store.models import Catalog
+from crs import assemble
+from crs.catalog_index import IndexStatus
+from crs.dialogue import DialogueManager
+from crs.errors import UserError
+from crs.search import CatalogSearch
+from crs.web.session_expiry import expire_sessions
+from crs.settings import Settings
+from crs.store import Store
+from crs.store.models import Catalog
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

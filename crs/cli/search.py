@@ -18,12 +18,12 @@ from typing import Any
 
 from retrieval.index_kinds import check_kind
 
-from .catalog.demo import open_catalog
-from .cli_args import int_between
-from .config import DEMO_CATALOG
-from .errors import UserError
-from .search import MAX_K, CatalogSearch, SearchHit, check_k
-from .store import open_store
+from crs.catalog.demo import open_catalog
+from crs.cli.args import int_between
+from crs.config import DEMO_CATALOG
+from crs.errors import UserError
+from crs.search import MAX_K, CatalogSearch, SearchHit, check_k
+from crs.store import open_store
 
 
 def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: ignore[type-arg, no-untyped-def]

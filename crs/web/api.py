@@ -1,12 +1,12 @@
 """The JSON API under ``/api/v1``: sessions, messages with image uploads, feedback, items.
 
-A thin adapter over :class:`crs.dialogue.DialogueManager` (through :class:`crs.services.Services`):
+A thin adapter over :class:`crs.dialogue.DialogueManager` (through :class:`crs.web.services.Services`):
 the same ``respond`` that the chat page, the terminal chat and the simulated users call. The
 contract (paths and fields) is in DESIGN.md; the OpenAPI document is at ``/api/v1/openapi.json``.
 
 Four things every endpoint shares, done once in :class:`_GuardedRoute` rather than per endpoint:
 
-* a per-client rate limit (:mod:`crs.rate_limits`): new sessions, messages and everything else
+* a per-client rate limit (:mod:`crs.web.rate_limits`): new sessions, messages and everything else
   each have their own budget; over it, 429 with ``Retry-After``;
 * errors are always ``{"detail": "<a sentence for a person>"}``: validation errors are turned
   into one readable line, the project's own :class:`~crs.errors.UserError` family maps to 4xx/503,
@@ -29,7 +29,6 @@ import logging
 import mimetypes
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -39,23 +38,21 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message as AsgiMessage
 
-from .catalog.browse import get_item
-from .catalog.info import catalog_info
-from .dialogue import SessionNotFound
-from .errors import UserError
-from .rate_limits import RateLimited, RateLimiter
-from .search import QueryError
-from .services import Services, ServiceUnavailable
-from .store import StoreBusy, StoreError
-from .turn import Message
-from .uploads import UploadError, UploadLimits, check_uploads, release_memory
+from crs.catalog.browse import get_item
+from crs.catalog.info import catalog_info
+from crs.dialogue import SessionNotFound
+from crs.errors import UserError
+from crs.web.rate_limits import RateLimited, RateLimiter
+from crs.search import QueryError
+from crs.web.errors import INTERNAL_ERROR, UNAVAILABLE, public_message
+from crs.web.replies import PREFIX, client_reply, image_url
+from crs.web.services import Services, ServiceUnavailable
+from crs.store import StoreBusy, StoreError
+from crs.turn import Message
+from crs.uploads import UploadError, UploadLimits, check_uploads, release_memory
 
 log = logging.getLogger(__name__)
 
-PREFIX = "/api/v1"
-INTERNAL_ERROR = "internal server error: the request could not be completed (the details are in the server log)"
-UNAVAILABLE = ("the recommender is not available right now: its catalog, models or database could not be opened "
-               "(the reason is in the server log)")
 FIELD_TOO_LARGE = "a form field is too large (over 1 MiB): the text of a message may have at most {chars:,} characters"
 
 
@@ -172,23 +169,9 @@ class CatalogOut(BaseModel):
     licenses: dict[str, int]
 
 
-def image_url(external_id: str, has_image: bool) -> str | None:
-    # Relative, so it works behind any host name or proxy prefix the page was loaded from;
-    # quoted, because catalog ids may hold characters that are special in a URL.
-    return f"{PREFIX}/items/{quote(external_id, safe='')}/image" if has_image else None
-
-
 def reply_out(data: dict[str, Any]) -> ReplyOut:
-    """:meth:`crs.turn.Reply.to_json` (fresh or as stored with a turn) in the API's shape: the
-    server-side image path becomes the item's image URL, never leaving the server."""
-    question = data.get("question")
-    return ReplyOut(
-        reply=data["reply"], action=data["action"],
-        question=QuestionOut(attribute=question["attribute"], options=list(question["options"]),
-                             text=question.get("text", "")) if question else None,
-        items=[ItemCard(id=i["id"], title=i["title"], image_url=image_url(i["id"], bool(i.get("image"))),
-                        score=i["score"], reason=i["reason"]) for i in data.get("items", [])],
-        fallbacks=list(data.get("fallbacks", [])))
+    """:meth:`crs.turn.Reply.to_json` in the API's shape (:func:`crs.web.replies.client_reply`)."""
+    return ReplyOut.model_validate(client_reply(data))
 
 
 # -- errors and body limits, for every route of the router ------------------------------------------
@@ -221,16 +204,6 @@ def error_response(exc: Exception, request: Request, max_text_chars: int = 2000)
         return JSONResponse({"detail": str(exc)}, 400)
     log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"detail": INTERNAL_ERROR}, 500)
-
-
-def public_message(exc: UserError) -> str:
-    """What a client may read of a UserError: the store's or the services' own reasons stay in
-    the server log (they may name files or hosts), a busy store says to try again."""
-    if isinstance(exc, (StoreBusy, RateLimited)) or isinstance(exc.__cause__, StoreBusy):
-        return str(exc if isinstance(exc, (StoreBusy, RateLimited)) else exc.__cause__)
-    if isinstance(exc, (ServiceUnavailable, StoreError)):
-        return UNAVAILABLE
-    return str(exc)
 
 
 def describe_validation(errors: Any) -> str:
@@ -300,7 +273,7 @@ def _bucket(path: str, methods: set[str] | None) -> str:
 
 
 def client_address(request: Request) -> str:
-    """The client as the server sees it (behind a proxy, see crs.rate_limits)."""
+    """The client as the server sees it (behind a proxy, see crs.web.rate_limits)."""
     return request.client.host if request.client else "unknown"
 
 

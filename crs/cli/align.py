@@ -23,14 +23,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from .catalog.browse import item_attributes
-from .catalog.demo import open_catalog
-from .catalog.ingest import item_image_path
-from .catalog.item_text import item_text
-from .config import DEMO_CATALOG, feature_cache_dir
-from .errors import UserError
-from .store import Store, open_store
-from .store.models import Catalog, Item
+from crs.catalog.browse import item_attributes
+from crs.catalog.demo import open_catalog
+from crs.catalog.ingest import item_image_path
+from crs.catalog.item_text import item_text
+from crs.config import DEMO_CATALOG, feature_cache_dir
+from crs.errors import UserError
+from crs.store import Store, open_store
+from crs.store.models import Catalog, Item
 
 HELD_OUT_FRACTION = 0.1
 

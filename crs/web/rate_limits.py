@@ -13,52 +13,22 @@ that is the proxy, so every visitor would share one bucket: run uvicorn with ``-
 
 Why ``limits`` and not slowapi (which is built on it): slowapi finds a request's limits through
 the app's routes, and the gradio page is a mounted sub-application whose paths it never sees. One
-:meth:`RateLimiter.hit` called by the API's routes (``crs.web_api``) and by the page's guard
+:meth:`RateLimiter.hit` called by the API's routes (``crs.web.api``) and by the page's guard
 (``webui.guard``) covers both with one storage and one answer (429 with ``Retry-After``).
 """
 from __future__ import annotations
 
 import math
-import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from .errors import UserError
+from crs.errors import UserError
+from crs.settings import RateLimits
 
-OFF = ("off", "none", "0", "false")
-
-
-@dataclass(frozen=True)
-class RateLimits:
-    """Limits per client address; ``enabled=False`` turns them all off (load benchmarks)."""
-
-    messages: str = "60/minute"
-    sessions: str = "20/minute"
-    requests: str = "600/minute"
-    enabled: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("messages", "sessions", "requests"):
-            value = getattr(self, name)
-            try:
-                parse_many(value)
-            except ValueError:
-                raise UserError(f"rate limit {name}={value!r} is not a limit: write e.g. '30/minute' or "
-                                "'5/second;100/hour'") from None
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> RateLimits:
-        """``CRS_RATE_LIMIT_MESSAGES``, ``_SESSIONS``, ``_REQUESTS``; ``CRS_RATE_LIMITS=off`` disables."""
-        env = os.environ if environ is None else environ
-        values = {name: env[f"CRS_RATE_LIMIT_{name.upper()}"] for name in ("messages", "sessions", "requests")
-                  if env.get(f"CRS_RATE_LIMIT_{name.upper()}")}
-        return cls(**values, enabled=env.get("CRS_RATE_LIMITS", "on").strip().lower() not in OFF)
-
+__all__ = ["RateLimits", "RateLimited", "RateLimiter"]
 
 class RateLimited(UserError):
     """Too many requests from one client; ``retry_after`` is the seconds until one is allowed."""

@@ -3,7 +3,7 @@ ratings) once nobody has written to it for the configured idle time.
 
 Only sessions that web clients opened (the chat page, the JSON API, the widget) expire: a
 terminal ``crs chat`` session is its owner's to keep, and simulated sessions belong to an
-evaluation run. The web app's janitor (:meth:`crs.services.Services.start_janitor`) calls
+evaluation run. The web app's janitor (:meth:`crs.web.services.Services.start_janitor`) calls
 :func:`expire_sessions` every few minutes; deleting by primary key in small batches keeps each
 write transaction short, so chats going on at the same time never wait long for the store.
 """
@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
-from .store import Store
-from .store.models import ChatFeedback, ChatSession, ChatTurn
+from crs.store import Store
+from crs.store.models import ChatFeedback, ChatSession, ChatTurn
 
 WEB_CLIENTS = ("web", "api")  # ChatSession.settings["client"] of the sessions that expire
 BATCH = 200

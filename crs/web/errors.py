@@ -1,0 +1,22 @@
+"""What a web client may read of an error: one sentence, never a server path, a database URL or
+a credential. The JSON API (``crs.web.api``) and the chat page (``webui``) both answer with these."""
+from __future__ import annotations
+
+from crs.errors import UserError
+from crs.store import StoreBusy, StoreError
+from crs.web.rate_limits import RateLimited
+from crs.web.services import ServiceUnavailable
+
+INTERNAL_ERROR = "internal server error: the request could not be completed (the details are in the server log)"
+UNAVAILABLE = ("the recommender is not available right now: its catalog, models or database could not be opened "
+               "(the reason is in the server log)")
+
+
+def public_message(exc: UserError) -> str:
+    """What a client may read of a UserError: the store's or the services' own reasons stay in
+    the server log (they may name files or hosts), a busy store says to try again."""
+    if isinstance(exc, (StoreBusy, RateLimited)) or isinstance(exc.__cause__, StoreBusy):
+        return str(exc if isinstance(exc, (StoreBusy, RateLimited)) else exc.__cause__)
+    if isinstance(exc, (ServiceUnavailable, StoreError)):
+        return UNAVAILABLE
+    return str(exc)
