@@ -19,7 +19,7 @@ from crs.settings import Settings
 from crs.uploads import UploadLimits
 from crs.web.api import build_router
 from crs.web.errors import INTERNAL_ERROR, UNAVAILABLE
-from crs.web.replies import image_url
+from crs.web.reply_json import image_url
 
 API = "/api/v1"
 

@@ -24,7 +24,7 @@ import gradio as gr
 
 from crs.errors import UserError
 from crs.web.errors import public_message
-from crs.web.replies import client_reply, image_url  # one reply JSON for every client
+from crs.web.reply_json import client_reply, image_url  # one reply JSON for every client
 
 # Markdown's special characters; a backslash before each makes CommonMark show it as itself.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:])")
@@ -65,7 +65,7 @@ def page_error(exc: UserError) -> gr.Error:
 
 
 def reply_for_clients(reply: dict[str, Any], session_id: str) -> dict[str, Any]:
-    """The JSON API's reply (crs.web.replies) with the session id: the same shape for every client."""
+    """The JSON API's reply (crs.web.reply_json) with the session id: the same shape for every client."""
     return {"session_id": session_id, **client_reply(reply)}
 
 

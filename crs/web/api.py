@@ -45,7 +45,7 @@ from crs.errors import UserError
 from crs.web.rate_limits import RateLimited, RateLimiter
 from crs.search import QueryError
 from crs.web.errors import INTERNAL_ERROR, UNAVAILABLE, public_message
-from crs.web.replies import PREFIX, client_reply, image_url
+from crs.web.reply_json import PREFIX, client_reply, image_url
 from crs.web.services import Services, ServiceUnavailable
 from crs.store import StoreBusy, StoreError
 from crs.turn import Message
@@ -170,7 +170,7 @@ class CatalogOut(BaseModel):
 
 
 def reply_out(data: dict[str, Any]) -> ReplyOut:
-    """:meth:`crs.turn.Reply.to_json` in the API's shape (:func:`crs.web.replies.client_reply`)."""
+    """:meth:`crs.turn.Reply.to_json` in the API's shape (:func:`crs.web.reply_json.client_reply`)."""
     return ReplyOut.model_validate(client_reply(data))
 
 
