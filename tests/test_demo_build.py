@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from crs.catalog import demo_build, demo_licenses
-from crs.catalog.demo_build import Candidate, Thumbnail, catalog_item, json_line, plan_size, size_drop_order
-from crs.catalog.demo_metadata import (
+from demo_build import build as demo_build, licenses as demo_licenses
+from demo_build.build import Candidate, Thumbnail, catalog_item, json_line, plan_size, size_drop_order
+from demo_build.metadata import (
     CATEGORIES,
     CLIPART_FOLDER,
     EMOJI_CATEGORY,

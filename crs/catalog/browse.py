@@ -1,4 +1,4 @@
-"""Read-side catalog queries shared by the web app and the CLI: items by id, simple filtered listing."""
+"""Read-side catalog queries shared by the web app and the CLI: items by id, attribute values."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,22 +51,6 @@ def get_item(store: Store, catalog: Catalog, external_id: str) -> ItemView | Non
         if item is None:
             return None
         return _view(catalog, item, item_attributes(session, [item.id])[item.id])
-
-
-def list_items(store: Store, catalog: Catalog, text: str = "", where: dict[str, str] | None = None,
-               limit: int = 48) -> list[ItemView]:
-    """Items whose title contains `text` and that have every attribute value in `where`."""
-    query = select(Item).where(Item.catalog_id == catalog.id)
-    if text.strip():
-        query = query.where(func.lower(Item.title).contains(text.strip().lower()))
-    with store.session() as session:
-        for name, value in (where or {}).items():
-            matching = (select(ItemValue.item_id).join(Attribute, Attribute.id == ItemValue.attribute_id)
-                        .where(Attribute.catalog_id == catalog.id, Attribute.name == name, ItemValue.value == value))
-            query = query.where(Item.id.in_(matching))
-        items = session.scalars(query.order_by(Item.external_id).limit(limit)).all()
-        attributes = item_attributes(session, [i.id for i in items])
-        return [_view(catalog, i, attributes[i.id]) for i in items]
 
 
 def attribute_values(store: Store, catalog: Catalog, name: str, limit: int = 50) -> list[str]:

@@ -47,8 +47,8 @@ def cmd_catalog_info(args: argparse.Namespace) -> int:
 
 
 def cmd_build_demo(args: argparse.Namespace) -> int:
-    from crs.catalog import demo_build  # heavy and network-bound: only imported when asked for
-    from crs.catalog.demo_sources import default_cache_dir
+    from demo_build import build as demo_build  # heavy and network-bound: only imported when asked for
+    from demo_build.sources import default_cache_dir
 
     return demo_build.main(Path(args.out), Path(args.cache).expanduser() if args.cache else default_cache_dir())
 

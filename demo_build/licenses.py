@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crs.catalog.demo_sources import CLIPART_PNG, CLIPART_SVG, EMOJIBASE, FLUENT, GOOGLE, TWITTER
+from demo_build.sources import CLIPART_PNG, CLIPART_SVG, EMOJIBASE, FLUENT, GOOGLE, TWITTER
 
 APACHE_TEXT = Path(__file__).with_name("LICENSE-Apache-2.0.txt")
 APACHE_COPY = "licenses/Apache-2.0.txt"  # where the builder puts it, relative to assets/demo/

@@ -29,9 +29,9 @@ from xml.etree.ElementTree import ParseError
 
 from PIL import Image
 
-from crs.catalog import demo_licenses
+from demo_build import licenses as demo_licenses
 from crs.catalog.colours import PALETTE, chromatic_share, colour_shares, dominant_from_shares
-from crs.catalog.demo_metadata import (
+from demo_build.metadata import (
     CATEGORIES,
     EmojiRecord,
     SvgMeta,
@@ -48,7 +48,7 @@ from crs.catalog.demo_metadata import (
     parse_svg_meta,
     unique_ids,
 )
-from crs.catalog.demo_sources import (
+from demo_build.sources import (
     CLIPART_PNG,
     FLUENT,
     GOOGLE,
