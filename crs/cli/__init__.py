@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from crs.config import ASSETS_DIR, DEMO_CATALOG, DEMO_DIR
-from . import chat as chat_cli, search as search_cli
+from . import chat as chat_cli, eval as eval_cli, search as search_cli
 from crs.catalog.demo import open_catalog
 from crs.catalog.info import catalog_info
 from crs.catalog.ingest import READERS, IngestOptions, ingest
@@ -120,10 +120,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     search_cli.add_parsers(commands, _common)
     chat_cli.add_parsers(commands, _common)
-    # Imported here, not at the top: simulators depends on crs (never the reverse) and only the
-    # command line, the top of both, may reach down into it. The module itself is import-light.
-    from simulators import cli as eval_cli
-
     eval_cli.add_parsers(commands, _common)
     return parser
 

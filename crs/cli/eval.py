@@ -1,8 +1,9 @@
 """`crs eval`: simulated users talk to the recommender; success rate, turns, hDCG, Recall@k, speed.
 
-Registered by :func:`crs.cli.build_parser` through :func:`add_parsers`. This module is imported
-whenever the `crs` parser is built, so it imports nothing heavy at the top: the runner, the
-simulators and the models load only when `crs eval` runs.
+The command line's side of the evaluation (``simulators`` is the engine): registered by
+:func:`crs.cli.build_parser` through :func:`add_parsers`. This module is imported whenever the
+`crs` parser is built, so it imports nothing heavy at the top: the runner, the simulators and
+the models load only when `crs eval` runs.
 
 ``--compare`` runs the policy and every baseline (:data:`crs.policy.BASELINES`) on the same
 conversation plans (same seeds, same targets) in one run. ``--run-id`` names the run in the
@@ -75,7 +76,7 @@ def policies_to_run(policy: str, compare: bool) -> tuple[str, ...]:
 def simulator_spec(args: argparse.Namespace) -> Any:
     from crs.errors import UserError
 
-    from .conversation import SimulatorSpec
+    from simulators.conversation import SimulatorSpec
 
     if args.simulator == "llm" and not args.llm:
         raise UserError("--simulator llm needs an LLM: give --llm (e.g. ollama:qwen2.5:7b)")
@@ -95,7 +96,7 @@ def parse_starts(text: str | None) -> tuple[tuple[str, float], ...]:
     """``--starts``: "text=1" or "other-style-image=0.5,text=0.5"; a bare kind weighs 1."""
     from crs.errors import UserError
 
-    from .targets import start_weights
+    from simulators.targets import start_weights
 
     if not text:
         return ()
@@ -117,9 +118,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from crs.policy import load_policy_option
     from crs.store import open_store
 
-    from .report import format_table, write_report
-    from .runner import evaluate
-    from .sharding import RunConfig
+    from simulators.report import format_table, write_report
+    from simulators.runner import evaluate
+    from simulators.sharding import RunConfig
 
     policies = policies_to_run(args.policy, args.compare)
     for policy in policies:  # a typo fails here, before any model loads
