@@ -123,3 +123,69 @@ def test_free_answers_count_every_value_not_only_the_offered_ones() -> None:
     assert EIGPolicy(noise=0.0).gain(ctx, "kind", ["a", "any"]) == pytest.approx(2.0)
     assert EIGPolicy(noise=0.0, free_answers=False).gain(ctx, "kind", ["a", "any"]) == pytest.approx(
         float(entropy_bits(np.array([1 / 4, 3 / 4]))))
+
+
+class PolicyContract:
+    """What every policy promises, whatever it weighs (implicit's RecommenderBaseTestMixin style):
+    a subclass gives ``make_policy`` and inherits the suite. A new policy adds a 3-line class."""
+
+    def make_policy(self):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    @pytest.mark.parametrize("turn", [1, 2, 5])
+    def test_a_decision_is_an_answerable_question_or_a_valid_page(self, turn: int) -> None:
+        facts = toy_facts()
+        ctx = context(turn=turn, k=3, asked=frozenset({"shape"}))
+        decision = self.make_policy().decide(ctx)
+        assert isinstance(decision, (Ask, Recommend))
+        if isinstance(decision, Ask):
+            info = facts.attributes[decision.attribute]
+            assert info.askable and decision.attribute not in ctx.asked and decision.attribute not in ctx.settled
+            assert decision.options[-1] == "any" and set(decision.options[:-1]) <= set(info.values)
+        else:
+            assert 1 <= len(decision.ids) <= ctx.k and len(set(decision.ids)) == len(decision.ids)
+            assert set(decision.ids) <= {int(i) for i in facts.ids}
+
+    def test_with_nothing_left_to_ask_it_recommends_the_likeliest_new_items(self) -> None:
+        posterior = [0.02, 0.02, 0.5, 0.02, 0.3, 0.02, 0.1, 0.02]
+        ctx = context(posterior, k=2, asked=frozenset({"colour", "shape", "size"}), shown=frozenset({3}))
+        decision = self.make_policy().decide(ctx)
+        assert isinstance(decision, Recommend) and decision.ids[0] == 5 and 3 not in decision.ids
+
+    def test_the_same_context_gets_the_same_decision(self) -> None:
+        ctx = context([0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1], k=2, turn=3)
+        assert self.make_policy().decide(ctx) == self.make_policy().decide(ctx)
+
+
+@pytest.mark.parametrize("name", ["eig", "eig-no-lookahead", "always-recommend", "ask-3", "random-ask"])
+def test_every_registered_policy_is_covered_by_the_contract(name: str) -> None:
+    assert load_policy(name).name == name
+    suites, seen = [PolicyContract], set()
+    while suites:
+        suite = suites.pop()
+        seen.add(getattr(suite, "spec", None))
+        suites += suite.__subclasses__()
+    assert name in seen
+
+
+class TestEIG(PolicyContract):
+    spec = "eig"
+
+    def make_policy(self):  # type: ignore[no-untyped-def]
+        return load_policy(self.spec)
+
+
+class TestEIGNoLookahead(TestEIG):
+    spec = "eig-no-lookahead"
+
+
+class TestAlwaysRecommend(TestEIG):
+    spec = "always-recommend"
+
+
+class TestAskThree(TestEIG):
+    spec = "ask-3"
+
+
+class TestRandomAsk(TestEIG):
+    spec = "random-ask"
