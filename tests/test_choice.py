@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import crs.dialogue as dialogue
+import crs.posterior as posterior
 from crs.belief import BeliefState
 from crs.choice import choice_likelihood
 from crs.dialogue import DialogueManager
@@ -74,18 +74,18 @@ def test_the_posterior_weighs_candidates_by_the_pick_and_by_having_been_shown(dm
     # Up to normalisation, the pick adds log P(pick | item) and having been shown adds log SHOWN_MISS.
     pick = dm.pick_log_likelihood(belief, ids)
     assert np.ptp([picked[i] - base[i] - pick[r] for r, i in enumerate(ids)]) == pytest.approx(0.0, abs=1e-9)
-    shown_term = np.log(dialogue.SHOWN_MISS) * np.isin(ids, belief.shown)
+    shown_term = np.log(posterior.SHOWN_MISS) * np.isin(ids, belief.shown)
     assert np.ptp([full[i] - picked[i] - shown_term[r] for r, i in enumerate(ids)]) == pytest.approx(0.0, abs=1e-9)
     # The picked item is the likeliest of the shown ones to be what the person meant.
     assert int(np.argmax(pick[np.searchsorted(ids, shown_ids)])) == 1
 
 
 def test_every_item_meeting_the_wishes_is_a_candidate_when_they_are_few(dm, monkeypatch) -> None:
-    monkeypatch.setattr(dialogue, "POOL_FILTERED", 2)
-    monkeypatch.setattr(dialogue, "POOL_OPEN", 1)
+    monkeypatch.setattr(posterior, "POOL_FILTERED", 2)
+    monkeypatch.setattr(posterior, "POOL_OPEN", 1)
     belief = BeliefState(require={"shape": ["star"]}, texts=["red"])
     meeting = set(dm.facts.ids[dm.facts.has_value("shape", ["star"], dm.facts.ids)].tolist())
     assert len(meeting) > 2
     assert meeting <= set(dm.candidates(belief).ids.tolist())
-    monkeypatch.setattr(dialogue, "POOL_ALL", 0)  # too many to weigh all: the top POOL_FILTERED of them
+    monkeypatch.setattr(posterior, "POOL_ALL", 0)  # too many to weigh all: the top POOL_FILTERED of them
     assert len(meeting & set(dm.candidates(belief).ids.tolist())) <= 2 + 1 < len(meeting)

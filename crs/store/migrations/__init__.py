@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from types import ModuleType
 
-from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, insert, inspect, select
+from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, insert, select
 
 from . import m0001_catalog, m0002_conversations, m0003_evaluation
 
@@ -37,7 +37,3 @@ def migrate(engine: Engine) -> list[str]:
             conn.execute(insert(_ledger).values(name=migration.NAME, applied_at=datetime.utcnow()))
         applied.append(migration.NAME)
     return applied
-
-
-def table_names(engine: Engine) -> set[str]:
-    return set(inspect(engine).get_table_names())

@@ -1,0 +1,123 @@
+"""The belief as a query, the live candidates, and the posterior over them.
+
+    p_i ∝ exp(score_i / TEMPERATURE) * VIOLATION ** v_i * SHOWN_MISS ** s_i * prod_picks P(pick | i)
+
+``score_i`` is the fused retrieval score of the composed query, ``v_i`` the number of
+constraints item i breaks, ``s_i`` whether it was shown before (and not taken), and each pick
+("more like #2") weighs i by how likely that pick is if i is the wanted item (:mod:`crs.choice`).
+Candidates are the items meeting the constraints (all of them when there are at most
+POOL_ALL, else the top POOL_FILTERED) plus the top items ignoring them, so one wrong answer
+makes the right item unlikely, not impossible.
+
+How the constants were chosen: docs/experiments.md.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from retrieval.multimodal import Query
+
+from .belief import BeliefState
+from .choice import LOOKS_SPACE, choice_likelihood
+from .facts import CatalogFacts
+from .policy import Candidates
+from .search import CatalogSearch
+
+TEMPERATURE = 0.1  # posterior sharpness over fused scores (cosine units)
+VIOLATION = 0.05  # factor per broken constraint: soft-hard, so a wrong answer is recoverable
+POOL_FILTERED = 200  # candidates under the constraints
+POOL_OPEN = 50  # candidates ignoring them
+POOL_ALL = 2000  # when at most this many items meet the constraints, all of them are candidates
+SHOWN_MISS = 0.1  # factor on an item shown before and not taken
+TEXT_CACHE = 512  # query texts whose encodings are kept
+
+
+class Posterior:
+    """Composes a belief's query and weighs the catalog's items under it, for one searcher."""
+
+    def __init__(self, searcher: CatalogSearch, facts: CatalogFacts) -> None:
+        self.searcher = searcher
+        self.facts = facts
+        self.text_cache: dict[str, np.ndarray] = {}
+
+    def query(self, belief: BeliefState) -> Query:
+        text = belief.query_text()
+        return Query(text=self._encode_text(text) if text else None,
+                     images=belief.image_vectors, visual=belief.visual_vectors,
+                     liked=tuple(belief.liked_unpicked()), disliked=tuple(belief.disliked))
+
+    def candidates(self, belief: BeliefState, query: Query | None = None) -> Candidates:
+        """The live candidates and the posterior over them."""
+        query = query if query is not None else self.query(belief)
+        violations_all = self.violations(belief, self.facts.ids)
+        allowed = self.facts.ids[violations_all == 0]
+        exclude = set(belief.disliked)
+        if query.is_empty():
+            # Nothing to rank by yet: the items meeting the constraints, equally likely.
+            pool = [int(i) for i in allowed if int(i) not in exclude][:POOL_FILTERED * 5]
+            ids = np.array(pool, dtype=np.int64)
+            scores = np.zeros(len(ids))
+        else:
+            if violations_all.any() and len(allowed) <= POOL_ALL:
+                # Few enough items meet the wishes to weigh them all: the wanted one cannot
+                # drop out of the pool because the query text or a liked item points elsewhere.
+                keep = allowed[~np.isin(allowed, list(exclude))]
+                hits = self.searcher.index.score_ids(self.searcher.index.targets(query), keep)
+            else:
+                hits = self.searcher.index.search(query, POOL_FILTERED, allowed_ids=allowed, exclude_ids=exclude)
+            if violations_all.any():
+                hits += self.searcher.index.search(query, POOL_OPEN, exclude_ids=exclude)
+            best: dict[int, float] = {}
+            for hit in hits:
+                best[hit.id] = hit.score
+            ids = np.array(list(best), dtype=np.int64)
+            scores = np.array(list(best.values()), dtype=np.float64)
+        if len(ids) == 0:
+            return Candidates(ids, scores, scores)
+        logits = scores / TEMPERATURE + np.log(VIOLATION) * self.violations(belief, ids)
+        # Shown and not taken: the person would most likely have said so had it been theirs.
+        logits += np.log(SHOWN_MISS) * np.isin(ids, belief.shown)
+        logits += self.pick_log_likelihood(belief, ids)
+        order = np.argsort(-logits, kind="stable")
+        ids, scores, logits = ids[order], scores[order], logits[order]
+        posterior = np.exp(logits - logits.max())
+        return Candidates(ids, scores, posterior / posterior.sum())
+
+    def pick_log_likelihood(self, belief: BeliefState, ids: np.ndarray) -> np.ndarray:
+        """Sum over the person's picks ("more like #2") of log P(that pick | item i is theirs)."""
+        total = np.zeros(len(ids))
+        if not belief.picks:
+            return total
+        looks = self.searcher.index.vectors(LOOKS_SPACE, ids)
+        for shown, picked in belief.picks:
+            likelihood = choice_likelihood(looks, self.searcher.index.vectors(LOOKS_SPACE, shown))
+            total += np.log(likelihood[:, shown.index(picked)])
+        return total
+
+    def violations(self, belief: BeliefState, ids: np.ndarray) -> np.ndarray:
+        """How many of the belief's constraints each item breaks."""
+        count = np.zeros(len(ids), dtype=np.int32)
+        for attribute, values in belief.require.items():
+            if attribute in self.facts.attributes and self.facts.attributes[attribute].kind != "numeric":
+                count += ~self.facts.has_value(attribute, values, ids)
+        for attribute, values in belief.exclude.items():
+            if attribute in self.facts.attributes and self.facts.attributes[attribute].kind != "numeric":
+                count += self.facts.has_value(attribute, values, ids)
+        for attribute, (low, high) in belief.bounds.items():
+            ranks = self.facts.ranks(attribute, ids)
+            with np.errstate(invalid="ignore"):
+                if low is not None:
+                    count += ~(ranks > low)
+                if high is not None:
+                    count += ~(ranks < high)
+        return count
+
+    def _encode_text(self, text: str) -> np.ndarray:
+        # Answering a question often leaves the query text as it was: keep recent encodings.
+        vector = self.text_cache.get(text)
+        if vector is None:
+            vector = self.searcher.embedder.encode_query_text(text)
+            if len(self.text_cache) >= TEXT_CACHE:
+                self.text_cache.pop(next(iter(self.text_cache)))
+            self.text_cache[text] = vector
+        return vector
