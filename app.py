@@ -41,6 +41,7 @@ from fastapi import FastAPI, HTTPException  # noqa: E402
 from fastapi.middleware.cors import CORSMiddleware  # noqa: E402
 from fastapi.responses import FileResponse  # noqa: E402
 
+from crs.cli.args import add_stage_options  # noqa: E402
 from crs.config import DEMO_CATALOG  # noqa: E402
 from crs.errors import UserError  # noqa: E402
 from crs.web.rate_limits import RateLimiter  # noqa: E402
@@ -135,6 +136,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="LLM for understanding, e.g. ollama:qwen2.5:7b (default $CRS_LLM or none: offline)")
     parser.add_argument("--embedder", default=None,
                         help=f"aligned, aligned:WEIGHTS, clip:PATH_OR_NAME or fake (tests) (default $CRS_EMBEDDER or {DEFAULT_EMBEDDER})")
+    add_stage_options(parser)
     parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                         help="a site allowed to call the API from the browser, e.g. https://shop.example "
                              "(repeatable; also $CRS_CORS_ORIGINS, comma-separated)")
@@ -149,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         # --cors-origin adds to $CRS_CORS_ORIGINS rather than replacing it.
         origins = parse_origins([os.environ.get("CRS_CORS_ORIGINS", ""), *args.cors_origin])
         settings = Settings.from_env(db_url=args.db, catalog=args.catalog, embedder=args.embedder, llm=args.llm,
+                                     parser=args.parser, reader=args.reader, writer=args.writer,
                                      cors_origins=origins)
         served = Services(settings)
         catalog = served.catalog  # a missing catalog or an unusable database fails here, at once

@@ -12,15 +12,23 @@ missing LLM extra) into a :class:`~crs.errors.UserError` that names the setting.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, TypeVar
+
+from retrieval.registry import Registry
 
 from .catalog.demo import open_catalog
 from .dialogue import DialogueManager
+from .facts import CatalogFacts
+from .replies import REPLY_WRITERS
 from .errors import UserError
 from .policy import Policy, load_policy_option
 from .search import CatalogSearch
 from .settings import Settings
 from .store import Store, open_store
 from .store.models import Catalog
+from .understanding import PARSERS, READERS
+
+T = TypeVar("T")
 
 __all__ = ["open_settings_store", "open_settings_catalog", "open_searcher", "build_policy",
            "build_dialogue_manager"]
@@ -51,24 +59,29 @@ def build_policy(settings: Settings, name: str | None = None, *, seed: int = 0) 
 
 def build_dialogue_manager(store: Store, searcher: CatalogSearch, settings: Settings, *,
                            policy: Policy | None = None, share_with: DialogueManager | None = None) -> DialogueManager:
-    """The dialogue manager for these settings.
-
-    With an LLM setting the critique parser and the image reader are LLM-backed (each falls back
-    to the offline stage for any turn the model fails); without one, everything is offline.
-    ``share_with``: another dialogue manager over the same searcher whose catalog facts and
-    model-backed stages are reused (loading them is the slow part), as evaluation runs do when
+    """The dialogue manager for these settings: its policy, critique parser, image reader and
+    reply writer chosen by name from their registries (an LLM setting makes the parser and the
+    reader LLM-backed unless they are named; each falls back to the offline stage for any turn
+    it fails). ``share_with``: another dialogue manager over the same searcher whose catalog facts
+    and model-backed stages are reused (loading them is the slow part), as evaluation runs do when
     they compare policies."""
     policy = policy or build_policy(settings)
+    writer = _part(REPLY_WRITERS, settings.writer, "--reply-writer")
     if share_with is not None:
-        return DialogueManager(store, searcher, facts=share_with.facts, policy=policy, k=settings.k,
+        return DialogueManager(store, searcher, facts=share_with.facts, policy=policy, k=settings.k, writer=writer,
                                reader=share_with.model_reader, parser=share_with.model_parser)
-    if not settings.llm:
-        return DialogueManager(store, searcher, policy=policy, k=settings.k)
-    from .llm.critique import LLMCritiqueParser  # imports LangChain: only when asked for
-    from .llm.image_reader import LLMImageReader
+    facts = CatalogFacts.load(store, searcher.catalog)
+    context = {"facts": facts, "searcher": searcher, "llm": settings.llm}
+    # The offline stages are the dialogue manager's own defaults (and every turn's fallback).
+    parser = None if settings.parser_spec == "rules" else _part(PARSERS, settings.parser_spec, "--parser", **context)
+    reader = None if settings.reader_spec == "offline" else _part(READERS, settings.reader_spec, "--image-reader",
+                                                                   **context)
+    return DialogueManager(store, searcher, facts=facts, parser=parser, reader=reader, policy=policy, writer=writer,
+                           k=settings.k)
 
+
+def _part(registry: Registry[T], spec: str, option: str, **context: Any) -> T:
     try:
-        parser, reader = LLMCritiqueParser.from_spec(settings.llm), LLMImageReader.from_spec(settings.llm)
-    except (ValueError, ImportError) as exc:
-        raise UserError(f"--llm {settings.llm}: {exc}") from None
-    return DialogueManager(store, searcher, parser=parser, reader=reader, policy=policy, k=settings.k)
+        return registry.create(spec, **context)
+    except (ValueError, ImportError) as exc:  # a bad spec or file, a missing LLM or extra
+        raise UserError(f"{option} {spec}: {exc}") from None

@@ -29,12 +29,12 @@ from retrieval.images import ImageLoadError, ImageSource, load_image
 from retrieval.multimodal import Query, ScoredItem
 
 from .belief import BeliefState
-from .critique import CritiqueParser, ParseContext, ShownItem
-from .critique_rules import RuleCritiqueParser
+from crs.understanding.parser import CritiqueParser, ParseContext, ShownItem
+from crs.understanding.rule_parser import RuleCritiqueParser
 from .errors import StageFailure, UserError
 from .facts import CatalogFacts
-from .image_reader import ImageReader, ReadContext
-from .image_reader_offline import OfflineImageReader
+from crs.understanding.reader import ImageReader, ReadContext
+from crs.understanding.offline_reader import OfflineImageReader
 from .policy import Ask, Candidates, Policy, PolicyContext, Recommend, load_policy
 from .posterior import Posterior
 from .replies import ReplyDraft, ReplyWriter, TemplateReplyWriter, question_text, reason, reply_items

@@ -25,6 +25,8 @@ from retrieval.index_kinds import check_kind
 from .config import ASSETS_DIR, DEMO_CATALOG
 from .errors import UserError
 from .search import MAX_K
+from .replies import REPLY_WRITERS
+from .understanding import PARSERS, READERS
 from .uploads import UploadLimits
 
 
@@ -100,6 +102,9 @@ class Settings:
     policy: str = "eig"
     k: int = 5  # items per recommendation
     index_kind: str = "auto"  # the vector index: auto (flat, HNSW above 200k items), flat, hnsw, ivf, exact
+    parser: str = ""  # critique parser: rules, llm, fake:SCRIPT.json; "" = llm with an LLM setting, else rules
+    reader: str = ""  # image reader: offline, llm, hf:DIR, fake:READING.json; "" = llm with an LLM, else offline
+    writer: str = "templates"  # reply writer: templates, fake[:TEXT]
     cors_origins: tuple[str, ...] = ()  # besides same-origin, which needs no CORS
     uploads: UploadLimits = field(default_factory=UploadLimits)
     rate_limits: RateLimits = field(default_factory=RateLimits)
@@ -114,6 +119,9 @@ class Settings:
             raise UserError(f"k (items per recommendation) must be between 1 and {MAX_K}, got {self.k}")
         try:
             check_kind(self.index_kind)
+            PARSERS.check(self.parser_spec)
+            READERS.check(self.reader_spec)
+            REPLY_WRITERS.check(self.writer)
         except ValueError as exc:
             raise UserError(str(exc)) from None
         for name in ("session_idle_hours", "page_upload_minutes", "page_upload_disk_mb", "db_busy_timeout_s"):
@@ -133,6 +141,9 @@ class Settings:
             "embedder": env.get("CRS_EMBEDDER") or DEFAULT_EMBEDDER,
             "llm": env.get("CRS_LLM") or None,
             "policy": env.get("CRS_POLICY") or "eig",
+            "parser": env.get("CRS_PARSER") or "",
+            "reader": env.get("CRS_IMAGE_READER") or "",
+            "writer": env.get("CRS_REPLY_WRITER") or "templates",
             "cors_origins": parse_origins(env.get("CRS_CORS_ORIGINS")),
             "uploads": UploadLimits(**_numbers(env, UPLOAD_ENV, UploadLimits)),
             "rate_limits": RateLimits.from_env(env),
@@ -140,6 +151,14 @@ class Settings:
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
+
+    @property
+    def parser_spec(self) -> str:
+        return self.parser or ("llm" if self.llm else "rules")
+
+    @property
+    def reader_spec(self) -> str:
+        return self.reader or ("llm" if self.llm else "offline")
 
     @property
     def session_idle(self) -> timedelta:

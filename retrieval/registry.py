@@ -61,6 +61,11 @@ class Registry(Generic[T]):
         entry, arg = self._find(spec.strip())
         return entry.factory(arg, **context)
 
+    def check(self, spec: str) -> str:
+        """``spec`` if it names a registered part (nothing is built); ValueError otherwise."""
+        self._find(spec.strip())
+        return spec
+
     def names(self) -> list[str]:
         self._load_plugins()
         return list(self._entries)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crs.critique import ParseContext, ShownItem
+from crs.understanding.parser import ParseContext, ShownItem
 from crs.policy.base import ANY
 from crs.turn import Message, Question, Reply, ReplyItem
 

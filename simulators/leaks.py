@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from crs.critique_rules import STOPWORDS
+from crs.understanding.rule_parser import STOPWORDS
 
 REDACTED = "[redacted]"
 MIN_ID_CHARS = 3  # shorter ids ("7", "ab") turn up in ordinary text by chance

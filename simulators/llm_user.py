@@ -154,7 +154,7 @@ class LLMSimulator(UserSimulator):
         return HumanMessage(content=content)
 
     def _picture(self) -> str | None:
-        from crs.llm.image_reader import data_url
+        from crs.llm.reader import data_url
 
         source = self.world.images.get(self.target_id)
         if not source:

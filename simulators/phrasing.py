@@ -1,7 +1,7 @@
 """How the agenda user says things: pools of templates, chosen with the conversation's seeded
 random generator so that two conversations do not read alike.
 
-Every template is written in words the rule parser (:mod:`crs.critique_rules`) understands,
+Every template is written in words the rule parser (:mod:`crs.understanding.rule_parser`) understands,
 and each filled phrase carries its *intent*: the :class:`~crs.turn.Critique` the parser must read
 from it. ``tests/test_simulators.py`` parses every template; at run time the agenda user also
 checks each phrase (:func:`understood`) and takes the next template, or a plainer form, when a
@@ -17,7 +17,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from crs.critique_rules import ORDINALS
+from crs.understanding.rule_parser import ORDINALS
 from crs.policy.base import ANY
 from crs.turn import Critique, Reference
 

@@ -74,6 +74,8 @@ class RunConfig:
     db: str = ""  # where workers open the store; not part of the identity (a copied database resumes)
     # The opening mix as (kind, weight) pairs (see simulators.targets); empty: DEFAULT_STARTS.
     starts: tuple[tuple[str, float], ...] = ()
+    # Stages named other than by default, as (setting, spec) pairs: ("parser", "fake:s.json"), ...
+    stages: tuple[tuple[str, str], ...] = ()
 
     def start_weights(self) -> dict[str, float]:
         from .targets import DEFAULT_STARTS, start_weights
@@ -85,13 +87,16 @@ class RunConfig:
         return {"policies": list(self.policies), "simulator": _spec_json(self.simulator), "n": self.n,
                 "max_turns": self.max_turns, "k": self.k, "seed": self.seed, "catalog": self.catalog,
                 "catalog_hash": self.catalog_hash, "embedder": self.embedder, "llm": self.llm,
-                "starts": self.start_weights()}
+                "starts": self.start_weights(),
+                # Only when set, so runs stored before stages were selectable keep their identity.
+                **({"stages": dict(self.stages)} if self.stages else {})}
 
     def settings(self) -> Settings:
         """The system's settings for this run (crs.settings), from which every worker assembles it."""
         from crs.settings import Settings
 
-        return Settings(db_url=self.db or None, catalog=self.catalog, embedder=self.embedder, llm=self.llm, k=self.k)
+        return Settings(db_url=self.db or None, catalog=self.catalog, embedder=self.embedder, llm=self.llm, k=self.k,
+                        **dict(self.stages))
 
     def tasks(self) -> list[Task]:
         """Every task of the run, policy by policy (so each policy's throughput is timed on its own)."""

@@ -36,7 +36,7 @@ import numpy as np
 from sqlalchemy import select
 
 from crs.catalog.ingest import item_image_path
-from crs.critique_rules import RuleCritiqueParser
+from crs.understanding.rule_parser import RuleCritiqueParser
 from crs.facts import AttributeInfo, CatalogFacts
 from crs.search import CatalogSearch
 from crs.store import Store

@@ -183,3 +183,21 @@ def test_bad_options_are_user_errors(shapes_catalog, monkeypatch, capsys) -> Non
         assert exited.value.code == 2 and f"argument -k: must be between 1 and 1000, got {k}" in capsys.readouterr().err
     code, out, err = chat(monkeypatch, capsys, store, "")  # empty input: a session, no turns, exit 0
     assert code == 0 and out == ""
+
+
+def test_stages_are_chosen_by_name_with_fakes_for_an_exact_path(shapes_catalog, monkeypatch, capsys,
+                                                                tmp_path: Path) -> None:
+    """--parser fake:SCRIPT.json and --reply-writer fake:TEXT select the registered fakes like any
+    other stage: the conversation follows the script exactly (ask, then a page of flat stars)."""
+    store, _ = shapes_catalog
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([{"require": {"shape": ["star"]}}, {"require": {"style": ["flat"]}}]))
+    code, out, err = chat(monkeypatch, capsys, store, "anything\nwhatever\n", "--json", "-k", "3",
+                          "--policy", "ask-1", "--parser", f"fake:{script}", "--reply-writer", "fake:OK")
+    assert code == 0, err
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert first["action"] == "ask" and second["action"] == "recommend"
+    assert first["reply"] == second["reply"] == "OK"
+    assert second["items"] and all(i["id"].endswith("star-flat") for i in second["items"])
+    code, _, err = chat(monkeypatch, capsys, store, "hi\n", "--parser", "regex")
+    assert code == 1 and "unknown critique parser 'regex'" in err

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from crs.critique import CritiqueParser, ParseContext
+from crs.understanding.fakes import ScriptedParser
 from crs.dialogue import DialogueManager, SessionNotFound
 from crs.errors import UserError
 from crs.errors import StageFailure as LLMError  # what crs.llm's errors derive from
@@ -144,21 +144,6 @@ def test_unknown_session_and_broken_images(dm, tmp_path: Path) -> None:
     reply = dm.respond(session, Message("a red star", (broken,)))
     assert "could not read image 1" in reply.text and reply.action in ("ask", "recommend")
     assert dm.history(session)[0]["understanding"]["notes"]
-
-
-class ScriptedParser(CritiqueParser):
-    """Plays a script: a Critique, or an exception to raise, per turn."""
-
-    name = "scripted"
-
-    def __init__(self, script: list) -> None:
-        self.script = list(script)
-
-    def parse(self, text: str, context: ParseContext) -> Critique:
-        step = self.script.pop(0)
-        if isinstance(step, Exception):
-            raise step
-        return step
 
 
 class FailingPolicy(Policy):

@@ -14,13 +14,13 @@ import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from PIL import Image
 
-from crs.critique import ParseContext, ShownItem
+from crs.understanding.parser import ParseContext, ShownItem
 from crs.errors import StageFailure
 from crs.facts import AttributeInfo, CatalogFacts
-from crs.image_reader import ReadContext
-from crs.llm.critique import LLMCritiqueParser
+from crs.understanding.reader import ReadContext
+from crs.llm.parser import LLMCritiqueParser
 from crs.llm.fakes import ScriptedChatModel
-from crs.llm.image_reader import LLMImageReader
+from crs.llm.reader import LLMImageReader
 from crs.llm.policy import LLMPolicy
 from crs.llm.structured import LLMError, ask_json, call_with_timeout, extract_json, one_of
 from crs.policy import Ask, Candidates, PolicyContext, Recommend

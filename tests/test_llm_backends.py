@@ -17,7 +17,7 @@ import pytest
 
 from crs.llm import backends
 from crs.llm.backends import LLMSpec, MissingBackend, load_chat_model, parse_llm_spec
-from crs.llm.critique import LLMCritiqueParser
+from crs.llm.parser import LLMCritiqueParser
 from crs.llm.structured import LLMError, invoke_text
 from tests.test_llm import context
 

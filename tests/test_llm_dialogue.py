@@ -6,9 +6,9 @@ import pytest
 
 from crs.dialogue import DialogueManager
 from crs.facts import CatalogFacts
-from crs.llm.critique import LLMCritiqueParser
+from crs.llm.parser import LLMCritiqueParser
 from crs.llm.fakes import ScriptedChatModel
-from crs.llm.image_reader import LLMImageReader
+from crs.llm.reader import LLMImageReader
 from crs.llm.policy import LLMPolicy
 from crs.search import CatalogSearch
 from crs.turn import Message
@@ -20,7 +20,7 @@ def searcher(shapes_catalog) -> CatalogSearch:
 
 
 def test_the_real_catalog_vocabulary_reaches_the_prompt(shapes_catalog) -> None:
-    from crs.critique import ParseContext
+    from crs.understanding.parser import ParseContext
 
     facts = CatalogFacts.load(*shapes_catalog)
     parser = LLMCritiqueParser(ScriptedChatModel(responses=['{"require": {"colour": ["green"]}}']), spec="fake")

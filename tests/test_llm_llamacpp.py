@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from crs.llm.critique import LLMCritiqueParser
+from crs.llm.parser import LLMCritiqueParser
 from crs.llm.structured import LLMError, invoke_text
 from crs.turn import Critique
 from tests.test_llm import context

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from crs.critique import ParseContext, ShownItem
+from crs.understanding.parser import ParseContext, ShownItem
 from crs.dialogue import DialogueManager
 from crs.policy import load_policy
 from crs.search import CatalogSearch

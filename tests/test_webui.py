@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 import pytest
 
-from crs.critique import CritiqueParser, ParseContext
+from crs.understanding.parser import CritiqueParser, ParseContext
 from crs.dialogue import DialogueManager
 from crs.errors import StageFailure
 from crs.web.services import Services

@@ -43,7 +43,7 @@ class Turn:
 
 
 @dataclass(frozen=True)
-class ShownItem:
+class RateableItem:
     id: str  # the catalog's id
     item_id: int  # the store's id, for DialogueManager.feedback
     title: str
@@ -53,7 +53,7 @@ class ShownItem:
 class TabState:
     session_id: str = ""  # "" until the first message
     turns: tuple[Turn, ...] = ()
-    shown: tuple[ShownItem, ...] = ()  # the items last shown: what like and dislike refer to
+    shown: tuple[RateableItem, ...] = ()  # the items last shown: what like and dislike refer to
     ratings: dict[int, bool] = field(default_factory=dict)  # store id -> liked, for `shown`
     note: str = ""  # a line under the chat: feedback noted, a problem with the last action
 
@@ -129,7 +129,7 @@ class ChatTabs:
                 release_memory()
         turns = (state.turns if same else ()) + (Turn(text, images, len(images), reply.to_json()),)
         if reply.items:
-            return TabState(session_id, turns, tuple(ShownItem(i.id, i.item_id, i.title) for i in reply.items),
+            return TabState(session_id, turns, tuple(RateableItem(i.id, i.item_id, i.title) for i in reply.items),
                             {}, note)
         if same:  # an ask turn: what was shown before can still be rated
             return TabState(session_id, turns, state.shown, state.ratings, note)
@@ -180,12 +180,12 @@ class ChatTabs:
             return False
         return True
 
-    def _shown(self, items: list[dict[str, Any]]) -> tuple[ShownItem, ...]:
+    def _shown(self, items: list[dict[str, Any]]) -> tuple[RateableItem, ...]:
         try:
             store_ids = self.dm.searcher.item_ids([i["id"] for i in items])
         except QueryError:  # the catalog was re-ingested without some of them: nothing to rate
             return ()
-        return tuple(ShownItem(i["id"], s, i["title"]) for i, s in zip(items, store_ids))
+        return tuple(RateableItem(i["id"], s, i["title"]) for i, s in zip(items, store_ids))
 
 
 class ClientApi:

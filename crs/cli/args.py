@@ -24,3 +24,17 @@ def int_between(low: int, high: int) -> Callable[[str], int]:
 
     parse.__name__ = "whole number"  # argparse names the type in some messages
     return parse
+
+
+def add_stage_options(parser: argparse.ArgumentParser) -> None:
+    """The dialogue's swappable stages, chosen by name (crs.settings; each registry lists its
+    names): the same three options for `crs chat`, `crs eval` and app.py. Left out, each comes
+    from its CRS_* variable, else the default."""
+    parser.add_argument("--parser", metavar="SPEC", default=None,
+                        help="critique parser: rules, llm, fake:SCRIPT.json (default $CRS_PARSER, else llm with "
+                             "--llm, else rules)")
+    parser.add_argument("--image-reader", metavar="SPEC", default=None, dest="reader",
+                        help="image reader: offline, llm, hf:DIR, fake:READING.json (default $CRS_IMAGE_READER, "
+                             "else llm with --llm, else offline)")
+    parser.add_argument("--reply-writer", metavar="SPEC", default=None, dest="writer",
+                        help="reply writer: templates, fake[:TEXT] (default $CRS_REPLY_WRITER or templates)")

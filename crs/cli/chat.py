@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TextIO
 
 from crs import assemble
-from crs.cli.args import int_between
+from crs.cli.args import add_stage_options, int_between
 from crs.dialogue import DialogueManager
 from crs.errors import UserError
 from crs.policy import POLICY_NAMES
@@ -62,13 +62,15 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
                       help="print each reply as one JSON line: the reply, action, question, items, session_id, turn")
     chat.add_argument("-k", type=int_between(1, MAX_K), default=5,
                       help=f"items per recommendation (default 5, at most {MAX_K})")
+    add_stage_options(chat)
     chat.set_defaults(run=cmd_chat)
 
 
 def chat_settings(args: argparse.Namespace) -> Settings:
     """The chat's settings: its flags over the ``CRS_*`` environment (see crs.settings)."""
     return Settings.from_env(db_url=args.db, catalog=args.catalog, embedder=args.embedder, llm=args.llm,
-                             policy=args.policy, k=args.k)
+                             policy=args.policy, k=args.k, parser=args.parser, reader=args.reader,
+                             writer=args.writer)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ MAX_WORKERS = 64
 
 
 def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: ignore[type-arg, no-untyped-def]
-    from crs.cli.args import int_between
+    from crs.cli.args import add_stage_options, int_between
     from crs.search import MAX_K  # already imported by crs.cli, which builds this parser
 
     ev = commands.add_parser(
@@ -38,6 +38,7 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
     common(ev)
     ev.add_argument("--embedder", default="aligned",
                     help="aligned (default, offline), aligned:WEIGHTS, clip:PATH_OR_NAME")
+    add_stage_options(ev)
     ev.add_argument("--policy", default="eig", help="the policy to evaluate: eig (default), always-recommend, "
                                                     "ask-N, random-ask, llm")
     ev.add_argument("--simulator", choices=SIMULATORS, default="agenda",
@@ -115,6 +116,7 @@ def parse_starts(text: str | None) -> tuple[tuple[str, float], ...]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from crs.config import DEMO_CATALOG
+    from crs.errors import UserError
     from crs.policy import load_policy_option
     from crs.store import open_store
 
@@ -125,9 +127,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     policies = policies_to_run(args.policy, args.compare)
     for policy in policies:  # a typo fails here, before any model loads
         load_policy_option(policy, llm=args.llm, seed=args.seed)
+    stages = tuple((name, value) for name in ("parser", "reader", "writer") if (value := getattr(args, name)))
     config = RunConfig(policies=policies, simulator=simulator_spec(args), n=args.n, max_turns=args.max_turns,
                        k=args.k, seed=args.seed, catalog=args.catalog or DEMO_CATALOG, embedder=args.embedder,
-                       llm=args.llm, starts=parse_starts(args.starts))
+                       llm=args.llm, starts=parse_starts(args.starts), stages=stages)
+    try:
+        config.settings()  # a bad stage name fails here, before any model loads
+    except UserError as exc:
+        raise UserError(f"crs eval: {exc}") from None
     store = open_store(args.db)
     with ProgressBar() as progress:
         outcome = evaluate(store, config, run_id=args.run_id, workers=args.workers, progress=progress,

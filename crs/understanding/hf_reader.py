@@ -2,7 +2,7 @@
 
 For people who keep a VLM folder on disk (LLaVA, Qwen2-VL, Idefics, PaliGemma...) and want no
 server. It loads with ``local_files_only=True``, so nothing is ever fetched from a hub. The
-prompt and the JSON check are the LLM reader's (:mod:`crs.llm.image_reader`): the model must
+prompt and the JSON check are the LLM reader's (:mod:`crs.llm.reader`): the model must
 answer ``{attributes, caption, colours}`` in the catalog's vocabulary, else
 :class:`~crs.llm.structured.LLMError` and the dialogue manager reads the picture offline.
 """
@@ -14,11 +14,11 @@ from typing import Any
 
 from PIL import Image
 
-from .image_reader import ImageReader, ReadContext
-from .llm.image_reader import ReadingAnswer, prompt_values, reading_from_answer
-from .llm.prompts import load_prompt
-from .llm.structured import LLMError, call_with_timeout, parse_reply
-from .turn import ImageReading
+from crs.understanding.reader import ImageReader, ReadContext
+from crs.llm.reader import ReadingAnswer, prompt_values, reading_from_answer
+from crs.llm.prompts import load_prompt
+from crs.llm.structured import LLMError, call_with_timeout, parse_reply
+from crs.turn import ImageReading
 
 DEFAULT_MAX_NEW_TOKENS = 200  # the answer is a short JSON object; generation dominates the time on CPU
 DEFAULT_TIMEOUT_S = 60.0

@@ -4,7 +4,7 @@ The picture goes to the model as an image content block (a base64 data URL) besi
 askable attributes and their values; the model answers ``{attributes, caption, colours}``.
 Values outside the vocabulary make an :class:`~crs.llm.structured.LLMError`, and the dialogue
 manager reads that picture with the offline reader instead. The schema and its check are shared
-with the transformers reader (:mod:`crs.hf_image_reader`), which prompts for the same JSON.
+with the transformers reader (:mod:`crs.understanding.hf_reader`), which prompts for the same JSON.
 """
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from langchain_core.language_models import BaseChatModel
 from PIL import Image
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from ..facts import CatalogFacts
-from ..image_reader import ImageReader, ReadContext
-from ..image_reader_offline import COLOUR_ATTRIBUTES
-from ..turn import ImageReading
-from . import vocabulary
-from .backends import load_chat_model
-from .prompts import Prompt, load_prompt
-from .structured import LLMError, ask_json, one_of, value_lists
+from crs.facts import CatalogFacts
+from crs.understanding.reader import ImageReader, ReadContext
+from crs.understanding.offline_reader import COLOUR_ATTRIBUTES
+from crs.turn import ImageReading
+from crs.llm import vocabulary
+from crs.llm.backends import load_chat_model
+from crs.llm.prompts import Prompt, load_prompt
+from crs.llm.structured import LLMError, ask_json, one_of, value_lists
 
 MAX_TOKENS = 300  # a reading is a few values and a caption; a model that rambles is cut off early
 DEFAULT_TIMEOUT_S = 30.0  # reading a picture takes a vision model several times longer than text

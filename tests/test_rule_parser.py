@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from crs.critique import ParseContext, ShownItem
-from crs.critique_rules import RuleCritiqueParser
+from crs.understanding.parser import ParseContext, ShownItem
+from crs.understanding.rule_parser import RuleCritiqueParser
 from crs.facts import CatalogFacts
 from crs.turn import Question, Reference, Relative
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from crs.hf_image_reader import HFImageReader
-from crs.image_reader import ReadContext
+from crs.understanding.hf_reader import HFImageReader
+from crs.understanding.reader import ReadContext
 from crs.llm.structured import LLMError
 from tests.test_llm import small_facts
 
@@ -122,3 +122,11 @@ def test_a_folder_that_is_not_a_vlm_is_a_clear_error(tiny_vlm: Path, tmp_path: P
     (copy / "chat_template.jinja").unlink()
     with pytest.raises(ValueError, match="has no chat template"):
         HFImageReader(copy)
+
+
+def test_the_reader_is_selectable_by_name(tiny_vlm: Path) -> None:
+    """`--image-reader hf:DIR` (crs.understanding.READERS) builds this reader: the setting that
+    makes it reachable from the command line, the web app and evaluation runs."""
+    from crs.understanding import READERS
+
+    assert isinstance(READERS.create(f"hf:{tiny_vlm}"), HFImageReader)

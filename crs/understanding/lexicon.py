@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .facts import AttributeInfo
+from crs.facts import AttributeInfo
 
 # General synonyms: canonical value -> other ways to say it. Applied only where a catalog has
 # the canonical value, so they never invent values.

@@ -9,7 +9,7 @@ How a message is read, in order:
    ("the second one", "#3", "the red one") with their sentiment ("like", "not"), relative
    critiques ("newer", "cheaper", "simpler") on the catalog's ordered attributes;
 3. the remaining words are matched against the catalog's values (longest phrase first, see
-   :mod:`crs.lexicon`); a value after a negator in its clause is excluded, else required;
+   :mod:`crs.understanding.lexicon`); a value after a negator in its clause is excluded, else required;
 4. a pending question's attribute wins when a word could mean values of several attributes,
    and a reply that is exactly one of its options is that answer;
 5. content words that matched nothing are kept as a soft text preference (negated clauses
@@ -20,11 +20,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .critique import CritiqueParser, ParseContext
-from .facts import CatalogFacts
-from .lexicon import Entry, Lexicon, normalise
-from .policy.base import ANY
-from .turn import Critique, Reference, Relative
+from crs.understanding.parser import CritiqueParser, ParseContext
+from crs.facts import CatalogFacts
+from crs.understanding.lexicon import Entry, Lexicon, normalise
+from crs.policy.base import ANY
+from crs.turn import Critique, Reference, Relative
 
 _CLAUSE = re.compile(r"[,.;!?\n]+|\b(?:but|though|although|however|instead|whereas)\b", re.I)
 NEGATORS = {"not", "no", "without", "never", "non", "nothing", "less", "except", "avoid", "hate", "dislike",

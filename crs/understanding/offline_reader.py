@@ -16,10 +16,10 @@ from PIL import Image
 
 from retrieval.multimodal import Query
 
-from .catalog.colours import dominant_colours
-from .image_reader import ImageReader, ReadContext
-from .search import CatalogSearch
-from .turn import ImageReading
+from crs.catalog.colours import dominant_colours
+from crs.understanding.reader import ImageReader, ReadContext
+from crs.search import CatalogSearch
+from crs.turn import ImageReading
 
 NEIGHBOURS = 20
 VOTE_TEMPERATURE = 0.05  # softmax temperature over neighbour scores and value similarities

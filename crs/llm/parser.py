@@ -13,13 +13,13 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from ..critique import CritiqueParser, ParseContext, ShownItem
-from ..facts import CatalogFacts
-from ..turn import Critique, Reference, Relative
-from . import vocabulary
-from .backends import load_chat_model
-from .prompts import load_prompt
-from .structured import LLMError, ask_json, value_lists
+from crs.understanding.parser import CritiqueParser, ParseContext, ShownItem
+from crs.facts import CatalogFacts
+from crs.turn import Critique, Reference, Relative
+from crs.llm import vocabulary
+from crs.llm.backends import load_chat_model
+from crs.llm.prompts import load_prompt
+from crs.llm.structured import LLMError, ask_json, value_lists
 
 MAX_TOKENS = 300  # a critique is a few short fields; a model that rambles is cut off early
 DEFAULT_TIMEOUT_S = 10.0

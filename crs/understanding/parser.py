@@ -1,8 +1,8 @@
 """Critique parsing: the text of a message -> a :class:`~crs.turn.Critique` in the catalog's terms.
 
 One abstract method, :meth:`CritiqueParser.parse`. The default is the rule/lexicon parser
-(:mod:`crs.critique_rules`); an LLM parser with structured output lives in
-:mod:`crs.llm.critique`. The dialogue manager falls back to the rules when the LLM fails.
+(:mod:`crs.understanding.rule_parser`); an LLM parser with structured output lives in
+:mod:`crs.llm.parser`. The dialogue manager falls back to the rules when the LLM fails.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from .facts import CatalogFacts
-from .turn import Critique, Question
+from crs.facts import CatalogFacts
+from crs.turn import Critique, Question
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Reading images: an uploaded picture -> attributes in the catalog's vocabulary and a caption.
 
-One abstract method, :meth:`ImageReader.read`. The offline default (:mod:`crs.image_reader_offline`)
+One abstract method, :meth:`ImageReader.read`. The offline default (:mod:`crs.understanding.offline_reader`)
 uses the retrieval encoders and the pixels; a LangChain vision chat model reader is in
-:mod:`crs.llm.image_reader` and a transformers image-text-to-text reader in :mod:`crs.hf_image_reader`.
+:mod:`crs.llm.reader` and a transformers image-text-to-text reader in :mod:`crs.understanding.hf_reader`.
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from .facts import CatalogFacts
-from .turn import ImageReading
+from crs.facts import CatalogFacts
+from crs.turn import ImageReading
 
 
 @dataclass(frozen=True)
