@@ -88,6 +88,9 @@ class DialogueManager:
         """A new session; its id is an unguessable token."""
         return self.sessions.start(settings)
 
+    def exists(self, session_id: str) -> bool:
+        return self.sessions.exists(session_id)
+
     def belief(self, session_id: str) -> BeliefState:
         return self.sessions.belief(session_id)
 

@@ -56,6 +56,13 @@ class Sessions:
                                settings=dict(settings or {})))
         return session_id
 
+    def exists(self, session_id: str) -> bool:
+        """Whether the session is stored (for this catalog): one indexed lookup, no belief decoded."""
+        with self.store.session() as db:
+            found = db.scalar(select(ChatSession.id).where(ChatSession.id == session_id,
+                                                           ChatSession.catalog_id == self.catalog.id))
+        return found is not None
+
     def belief(self, session_id: str) -> BeliefState:
         with self.store.session() as db:
             row = db.get(ChatSession, session_id)

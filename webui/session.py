@@ -118,7 +118,7 @@ class ChatTabs:
             decoded = checked_images(text, images, self.limits)
         except UploadError as exc:  # the person's upload or text: say so, keep the conversation
             return replace(state, note=f"\u26a0\ufe0f {exc}")
-        same = bool(state.session_id) and self._exists(state.session_id)
+        same = bool(state.session_id) and self.dm.exists(state.session_id)
         note = "" if same or not state.session_id else \
             "Your earlier conversation is no longer stored; this is a new one."
         session_id = state.session_id if same else self.dm.start(WEB_CLIENT)
@@ -172,13 +172,6 @@ class ChatTabs:
         return self._examples
 
     # -- pieces --------------------------------------------------------------------------------------
-
-    def _exists(self, session_id: str) -> bool:
-        try:
-            self.dm.belief(session_id)
-        except SessionNotFound:  # removed from the store while the tab was open
-            return False
-        return True
 
     def _shown(self, items: list[dict[str, Any]]) -> tuple[RateableItem, ...]:
         try:

@@ -29,6 +29,7 @@ MAX_WORKERS = 64
 def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: ignore[type-arg, no-untyped-def]
     from crs.cli.args import add_stage_options, int_between
     from crs.search import MAX_K  # already imported by crs.cli, which builds this parser
+    from retrieval.embedder import DEFAULT_EMBEDDER
 
     ev = commands.add_parser(
         "eval", help="evaluate a policy with simulated users (resumable runs stored in the database)",
@@ -36,8 +37,8 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
                     "dialogue manager as the chat. Prints success rate, average turns, hDCG, Recall@k, questions, "
                     "leak rate, conversations per second and turn latency.")
     common(ev)
-    ev.add_argument("--embedder", default="aligned",
-                    help="aligned (default, offline), aligned:WEIGHTS, clip:PATH_OR_NAME")
+    ev.add_argument("--embedder", default=DEFAULT_EMBEDDER,
+                    help=f"{DEFAULT_EMBEDDER} (default, offline), aligned:WEIGHTS, clip:PATH_OR_NAME")
     add_stage_options(ev)
     ev.add_argument("--policy", default="eig", help="the policy to evaluate: eig (default), always-recommend, "
                                                     "ask-N, random-ask, llm")

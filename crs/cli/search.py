@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from retrieval.embedder import DEFAULT_EMBEDDER
 from retrieval.index_kinds import check_kind
 
-from crs.catalog.demo import open_catalog
+from crs import assemble
 from crs.cli.args import int_between
-from crs.config import DEMO_CATALOG
 from crs.errors import UserError
 from crs.search import MAX_K, CatalogSearch, SearchHit, check_k
-from crs.store import open_store
+from crs.settings import Settings
 
 
 def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: ignore[type-arg, no-untyped-def]
@@ -52,8 +52,8 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
 
 
 def _embedder_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--embedder", default="aligned",
-                        help="aligned (default, offline), aligned:WEIGHTS, clip:PATH_OR_NAME")
+    parser.add_argument("--embedder", default=None,
+                        help=f"{DEFAULT_EMBEDDER} (default, offline, or $CRS_EMBEDDER), aligned:WEIGHTS, clip:PATH_OR_NAME")
     parser.add_argument("--index-kind", default="auto", type=_index_kind, metavar="KIND",
                         help="vector index per space: auto (default; flat, hnsw from 200k items), flat, hnsw, "
                              "ivf (FAISS), exact (numpy) or a plugin's kind; a cached index of another kind is "
@@ -73,13 +73,12 @@ def _open(args: argparse.Namespace, rebuild: bool = False) -> CatalogSearch:
     from retrieval.threads import serve_single_queries
 
     serve_single_queries()
-    store = open_store(args.db)
-    catalog = open_catalog(store, args.catalog or DEMO_CATALOG)
-    try:
-        return CatalogSearch.open(store, catalog, args.embedder, rebuild=rebuild, kind=args.index_kind,
+    settings = Settings.from_env(db_url=args.db, catalog=args.catalog, embedder=args.embedder,
+                                 index_kind=args.index_kind)
+    store = assemble.open_settings_store(settings)
+    catalog = assemble.open_settings_catalog(store, settings)
+    return assemble.open_searcher(store, catalog, settings, rebuild=rebuild,
                                   progress=lambda message: print(message, file=sys.stderr))
-    except (ValueError, FileNotFoundError) as exc:  # a bad --embedder spec or weights path
-        raise UserError(f"--embedder {args.embedder}: {exc}") from None
 
 
 def cmd_index(args: argparse.Namespace) -> int:

@@ -314,7 +314,8 @@ def build_router(services: Services, limiter: RateLimiter | None = None) -> APIR
         422: {"model": ErrorOut, "description": "too many images, text too long, or an empty message"}})
     def post_message(session_id: str, form: Annotated[MessageForm, Form(media_type="multipart/form-data")]) -> ReplyOut:
         dm = services.dm
-        dm.belief(session_id)  # an unknown session is a 404 before any upload is looked at
+        if not dm.exists(session_id):  # a 404 before any upload is looked at (respond reads the session itself)
+            raise SessionNotFound(f"no session {session_id!r}")
         # A browser's empty <input type=file> still sends one part with no name and no bytes.
         uploads = [u for u in [*(form.images or []), *(form.images_brackets or [])] if u.filename or u.size]
         checked = check_uploads(form.text, [(u.filename, u.file) for u in uploads], limits)
@@ -339,7 +340,8 @@ def build_router(services: Services, limiter: RateLimiter | None = None) -> APIR
     @router.post("/sessions/{session_id}/feedback", response_model=Ok, tags=["sessions"], responses=not_found)
     def post_feedback(session_id: str, feedback: FeedbackIn) -> Ok:
         dm = services.dm
-        dm.belief(session_id)
+        if not dm.exists(session_id):  # a 404 for the session before a 422 for the item
+            raise SessionNotFound(f"no session {session_id!r}")
         dm.feedback(session_id, services.searcher.item_ids([feedback.item_id])[0], feedback.liked)
         return Ok()
 
