@@ -25,6 +25,8 @@ and detail of the first few), the leak check, and the CPU the server used. The s
 default a new SQLite file in a temporary folder into which the app loads the demo catalog, so
 the benchmark's sessions never land in your own store; the index cache is ``$CRS_HOME``'s,
 shared with the app and ``crs search``. ``--db`` uses that store instead (any catalog in it).
+
+Long on purpose: one script is the whole benchmark (server, simulated people, leak check, report), so it runs and reads on its own.
 """
 from __future__ import annotations
 

@@ -48,6 +48,8 @@ reports HNSW recall on uniformly random unit vectors at the smallest size, label
 
 Data are generated in float32 chunks, so 1M x 384 costs 1.5 GB and never a float64 copy.
 Targets (PASS/FAIL, only when 1M is among the sizes): HNSW p50 < 2 ms and recall@10 >= 0.95.
+
+Long on purpose: one script is the whole benchmark (data, every engine, recall and timing, report), so it runs and reads on its own.
 """
 
 from __future__ import annotations

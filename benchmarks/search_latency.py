@@ -43,6 +43,8 @@ and the idle workers of three pools (torch's OpenMP, FAISS's OpenMP + its OpenBL
 OpenBLAS) spin on the two cores between calls: composed queries went from ~120 to ~50 ms p50.
 
 Targets (PASS/FAIL, including encoding): text p50 < 15 ms, image p50 < 40 ms.
+
+Long on purpose: one script is the whole benchmark (queries of every kind, thread settings, report), so it runs and reads on its own.
 """
 
 from __future__ import annotations

@@ -39,6 +39,8 @@ Threads: ``torch.set_num_threads(--threads)``, ``faiss.omp_set_num_threads(--fai
 When a target fails (``--profile auto``, the default) the slowest turn of that kind is replayed
 (its whole conversation, in a new session, the text-encoding cache cleared first) under cProfile,
 and the top functions by cumulative time are printed.
+
+Long on purpose: one script is the whole benchmark (scripted conversations, timing, report), so it runs and reads on its own.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ the pixels (colours), and writes into `out_dir` (the project's assets/demo/ fold
 The whole of assets/ must stay under ASSETS_BUDGET (it is committed; trained weights need room
 too), so the WebP quality is chosen to fit and, only below the quality floor, the most redundant
 clip-art is left out. Same inputs give byte-identical outputs.
+
+Long on purpose: the build is one pipeline (candidates, thumbnails, colours, rows, schema, files) that reads top to bottom; its parts that stand alone are in sources.py, metadata.py and licenses.py.
 """
 
 from __future__ import annotations

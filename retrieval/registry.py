@@ -54,7 +54,7 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.part} {name!r} is already registered")
         self._entries[name] = Entry(factory, usage or name, re.compile(pattern) if pattern else None)
 
-    def create(self, spec: str, **context: Any) -> T:
+    def create(self, spec: str, /, **context: Any) -> T:
         """The part ``spec`` names; ValueError (listing the valid ones) for an unknown name."""
         if not isinstance(spec, str):
             raise TypeError(f"{self.part} spec must be a str, got {type(spec).__name__}")

@@ -19,12 +19,16 @@ from dataclasses import dataclass
 
 from crs.dialogue import DialogueManager
 
+from retrieval.registry import Registry
+
 from .agenda import AgendaConfig, AgendaSimulator
 from .base import UserSimulator
 from .results import ConversationResult, TurnResult
 from .targets import ConversationPlan, SimulationWorld
 
-SIMULATOR_KINDS = ("agenda", "llm")
+# factory(arg, *, world, plan, spec) -> UserSimulator; installed packages add users through the
+# entry-point group crs.simulated_users (see retrieval/registry.py).
+SIMULATORS: Registry[UserSimulator] = Registry("simulated user", "crs.simulated_users")
 
 
 def run_conversation(dm: DialogueManager, simulator: UserSimulator, plan: ConversationPlan, *,
@@ -70,8 +74,7 @@ class SimulatorSpec:
     timeout_s: float = 30.0  # per LLM call
 
     def __post_init__(self) -> None:
-        if self.kind not in SIMULATOR_KINDS:
-            raise ValueError(f"simulator {self.kind!r}: expected one of {', '.join(SIMULATOR_KINDS)}")
+        SIMULATORS.check(self.kind)
         if self.kind == "llm" and not self.llm:
             raise ValueError("the llm simulator needs a model: --llm SCHEME:MODEL (e.g. ollama:qwen2.5:7b)")
         if self.timeout_s <= 0:
@@ -82,10 +85,21 @@ class SimulatorSpec:
         return AgendaConfig(self.wrong_rate, self.dont_know_rate, self.patience)
 
     def build(self, world: SimulationWorld, plan: ConversationPlan) -> UserSimulator:
-        if self.kind == "agenda":
-            return AgendaSimulator(world, plan, self.agenda_config())
-        from .llm_user import LLMSimulator
+        return SIMULATORS.create(self.kind, world=world, plan=plan, spec=self)
 
-        assert self.llm is not None
-        return LLMSimulator.from_spec(world, plan, self.llm, vision=self.vision, timeout_s=self.timeout_s,
-                                      agenda=self.agenda_config())
+
+def _agenda(arg: str | None, *, world: SimulationWorld, plan: ConversationPlan, spec: SimulatorSpec) -> UserSimulator:
+    return AgendaSimulator(world, plan, spec.agenda_config())
+
+
+def _llm_user(arg: str | None, *, world: SimulationWorld, plan: ConversationPlan,
+              spec: SimulatorSpec) -> UserSimulator:
+    from .llm_user import LLMSimulator  # imports LangChain: only when asked for
+
+    assert spec.llm is not None
+    return LLMSimulator.from_spec(world, plan, spec.llm, vision=spec.vision, timeout_s=spec.timeout_s,
+                                  agenda=spec.agenda_config())
+
+
+SIMULATORS.register("agenda", _agenda)
+SIMULATORS.register("llm", _llm_user)

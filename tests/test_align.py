@@ -1,5 +1,8 @@
 """The aligned joint space: training with known answers, Matryoshka prefixes, saving and loading,
-the feature cache, the aligned encoders (through the shared encoder contracts) and the CLI."""
+the feature cache, the aligned encoders (through the shared encoder contracts) and the CLI.
+
+Long on purpose: the aligned space's whole contract (training, prefixes, cache, encoders, CLI) in one place.
+"""
 
 from __future__ import annotations
 

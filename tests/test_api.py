@@ -1,4 +1,7 @@
-"""The JSON API under /api/v1, driven over HTTP (TestClient) on the shapes catalog with the fake embedder."""
+"""The JSON API under /api/v1, driven over HTTP (TestClient) on the shapes catalog with the fake embedder.
+
+Long on purpose: every endpoint of the JSON API, over HTTP, in one place.
+"""
 from __future__ import annotations
 
 import io

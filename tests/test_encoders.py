@@ -3,6 +3,8 @@
 A backend's test class is a few lines: inherit the mixin, implement ``_get_encoder``. Real models
 load once per process (the backends cache them); the tiny CLIP is built once per module from a
 config with random weights: the loading and encoding code path is real, only the weights are fake.
+
+Long on purpose: every encoder backend runs the same contract mixins, which live here with their known answers.
 """
 
 from __future__ import annotations

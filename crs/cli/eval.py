@@ -42,7 +42,7 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
     add_stage_options(ev)
     ev.add_argument("--policy", default="eig", help="the policy to evaluate: eig (default), always-recommend, "
                                                     "ask-N, random-ask, llm")
-    ev.add_argument("--simulator", choices=SIMULATORS, default="agenda",
+    ev.add_argument("--simulator", default="agenda", metavar="NAME",
                     help="agenda (rule-based, offline; default) or llm (needs --llm)")
     ev.add_argument("--n", type=int_between(1, MAX_N), default=100,
                     help=f"conversations per policy (default 100, at most {MAX_N:,})")
