@@ -12,7 +12,7 @@ Contradictions resolve in favour of the latest message: requiring a value remove
 excluded ones and the other way round; a new requirement on an attribute replaces the old one;
 liking an item un-dislikes it.
 
-Constraints are *soft-hard*: retrieval filters by them, but the posterior (:mod:`crs.dialogue`)
+Constraints are *soft-hard*: retrieval filters by them, but the posterior (:mod:`crs.posterior`)
 only multiplies a violating item by a small factor, so one wrong answer does not lose the item
 for good.
 """

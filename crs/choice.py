@@ -7,7 +7,7 @@ softmax over the shown items of their similarity to ``t``, mixed with a lapse:
 
     P(pick j | t, shown S) = (1 - LAPSE) * softmax_{s in S}(cos(s, t) / TEMPERATURE)[j] + LAPSE / |S|
 
-Each pick multiplies every candidate's belief by this likelihood (:mod:`crs.dialogue`), so the
+Each pick multiplies every candidate's belief by this likelihood (:mod:`crs.posterior`), so the
 items *not* picked count too, and picks add up over turns, where a liked item pulled into the
 query (Rocchio) would mostly make the next page its near duplicates.
 
