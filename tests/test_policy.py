@@ -157,9 +157,10 @@ class PolicyContract:
         assert self.make_policy().decide(ctx) == self.make_policy().decide(ctx)
 
 
-@pytest.mark.parametrize("name", ["eig", "eig-no-lookahead", "always-recommend", "ask-3", "random-ask"])
+@pytest.mark.parametrize("name", ["eig", "eig-no-lookahead", "always-recommend", "ask-3", "random-ask",
+                                  "fake:ask,recommend"])
 def test_every_registered_policy_is_covered_by_the_contract(name: str) -> None:
-    assert load_policy(name).name == name
+    assert load_policy(name).name == name.partition(":")[0]
     suites, seen = [PolicyContract], set()
     while suites:
         suite = suites.pop()
@@ -189,3 +190,17 @@ class TestAskThree(TestEIG):
 
 class TestRandomAsk(TestEIG):
     spec = "random-ask"
+
+
+class TestFakePolicy(TestEIG):
+    spec = "fake:ask,recommend"
+
+
+def test_the_fake_policy_plays_its_script() -> None:
+    policy = load_policy("fake:ask,ask,recommend")
+    assert isinstance(policy.decide(context(turn=1, k=2)), Ask)
+    assert isinstance(policy.decide(context(turn=2, k=2, asked=frozenset({"colour"}))), Ask)
+    assert isinstance(policy.decide(context(turn=3, k=2)), Recommend)
+    assert isinstance(policy.decide(context(turn=9, k=2)), Recommend)  # the last step repeats
+    with pytest.raises(ValueError, match="ask/recommend steps"):
+        load_policy("fake:maybe")

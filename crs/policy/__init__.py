@@ -1,6 +1,7 @@
 """Ask-or-recommend policies, chosen by name through :data:`POLICIES` (a
 :class:`~retrieval.registry.Registry`): ``eig`` (default), ``eig-no-lookahead``,
-``always-recommend``, ``ask-N`` (e.g. ``ask-3``), ``random-ask`` and ``llm`` (needs an LLM setting).
+``always-recommend``, ``ask-N`` (e.g. ``ask-3``), ``random-ask``, ``llm`` (needs an LLM setting) and ``fake:STEPS``
+(a scripted ask/recommend sequence, for tests).
 
 Adding a policy: write its module in this package (a :class:`Policy` subclass with ``decide``)
 and add one ``POLICIES.register`` line below. A separate package adds one through the entry-point
@@ -12,7 +13,7 @@ from typing import Any
 from retrieval.registry import Registry
 
 from .base import Ask, Candidates, Decision, Policy, PolicyContext, Recommend
-from .baselines import AlwaysRecommend, AskNThenRecommend, RandomAsk
+from .baselines import AlwaysRecommend, AskNThenRecommend, RandomAsk, ScriptedPolicy
 from .eig import EIGPolicy
 
 __all__ = ["Ask", "Candidates", "Decision", "Policy", "PolicyContext", "Recommend", "load_policy",
@@ -43,6 +44,14 @@ POLICIES.register("always-recommend", lambda arg, **_: AlwaysRecommend())
 POLICIES.register("random-ask", lambda arg, *, seed=0, **_: RandomAsk(seed=seed))
 POLICIES.register("ask", _ask_n, "ask-N", pattern=r"ask-(\d+)(?:-then-recommend)?")
 POLICIES.register("llm", _llm_policy)
+POLICIES.register("fake", lambda arg, **_: _scripted(arg), "fake:ask,recommend,...")
+
+
+def _scripted(arg: str | None) -> Policy:
+    steps = tuple(step.strip() for step in (arg or "recommend").split(","))
+    if not all(step in ("ask", "recommend") for step in steps):
+        raise ValueError(f"a fake policy's script is ask/recommend steps, e.g. fake:ask,ask,recommend (got {arg!r})")
+    return ScriptedPolicy(steps)
 
 POLICY_NAMES = ("eig", "always-recommend", "ask-N", "random-ask", "llm")
 BASELINES = ("always-recommend", "ask-3", "random-ask")

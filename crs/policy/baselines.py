@@ -57,3 +57,20 @@ class RandomAsk(Policy):
             attribute = rng.choice(open_attributes)
             return Ask(attribute, question_options(context, attribute))
         return Recommend(top_new(context), "random choice to recommend")
+
+
+@dataclass
+class ScriptedPolicy(Policy):
+    """Plays a script of decisions, one per turn (``fake:ask,ask,recommend``; the last repeats):
+    ``ask`` asks the first open attribute (or recommends when none is left), ``recommend`` shows
+    the top k. For tests and demos that need an exact ask -> ask -> recommend path."""
+
+    script: tuple[str, ...] = ("recommend",)
+    name: str = "fake"
+
+    def decide(self, context: PolicyContext) -> Decision:
+        step = self.script[min(context.turn, len(self.script)) - 1]
+        open_attributes = _open_attributes(context) if step == "ask" else []
+        if open_attributes:
+            return Ask(open_attributes[0], question_options(context, open_attributes[0]))
+        return Recommend(top_new(context), f"scripted: {step}")
