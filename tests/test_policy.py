@@ -158,7 +158,7 @@ class PolicyContract:
 
 
 @pytest.mark.parametrize("name", ["eig", "eig-no-lookahead", "always-recommend", "ask-3", "random-ask",
-                                  "fake:ask,recommend"])
+                                  "fake:ask,recommend", "max-entropy"])
 def test_every_registered_policy_is_covered_by_the_contract(name: str) -> None:
     assert load_policy(name).name == name.partition(":")[0]
     suites, seen = [PolicyContract], set()
@@ -204,3 +204,101 @@ def test_the_fake_policy_plays_its_script() -> None:
     assert isinstance(policy.decide(context(turn=9, k=2)), Recommend)  # the last step repeats
     with pytest.raises(ValueError, match="ask/recommend steps"):
         load_policy("fake:maybe")
+
+
+# -- max-entropy (EAR / SCPR's baseline) -------------------------------------------------------------
+
+from crs.policy.max_entropy import MaxEntropyPolicy, live_ids, value_entropy  # noqa: E402
+
+
+class TestMaxEntropy(TestEIG):
+    spec = "max-entropy"
+
+
+def test_max_entropy_asks_the_even_split_over_the_lopsided_one() -> None:
+    # colour splits the 8 live items 4/4 (1 bit), shape 7/1 (0.54 bits); size has one value.
+    decision = load_policy("max-entropy").decide(context(k=2))
+    assert isinstance(decision, Ask) and decision.attribute == "colour"
+    assert decision.options == ["red", "blue", "any"]  # question_options, as every policy
+    # Live candidates count equally: a posterior leaning on the red items changes nothing.
+    decision = load_policy("max-entropy").decide(context([5, 5, 5, 5, 1, 1, 1, 1], k=2))
+    assert isinstance(decision, Ask) and decision.attribute == "colour"
+    decision = load_policy("max-entropy").decide(context(k=2, asked=frozenset({"colour"})))
+    assert isinstance(decision, Ask) and decision.attribute == "shape"
+
+
+def test_max_entropy_stops_asking_after_n_questions() -> None:
+    assert load_policy("max-entropy").n == 3 and load_policy("max-entropy:5").n == 5
+    asked_one = context(k=2, asked=frozenset({"colour"}))
+    assert isinstance(load_policy("max-entropy:1").decide(asked_one), Recommend)
+    assert isinstance(load_policy("max-entropy:2").decide(asked_one), Ask)
+    assert isinstance(load_policy("max-entropy:0").decide(context(k=2)), Recommend)
+    asked_three = context(k=1, asked=frozenset({"colour", "size", "hidden"}))  # shape still open
+    decision = load_policy("max-entropy").decide(asked_three)
+    assert isinstance(decision, Recommend) and decision.why == "asked 3 questions"
+    with pytest.raises(ValueError, match="max-entropy:N needs a number"):
+        load_policy("max-entropy:lots")
+
+
+def test_max_entropy_recommends_when_the_live_candidates_fit_on_a_page() -> None:
+    # Items 3..8 hold 1/20 of the best's posterior: below live_ratio 0.1, so 2 items are live.
+    ctx = context([20, 20, 1, 1, 1, 1, 1, 1], k=2)
+    assert list(live_ids(ctx)) == [1, 2]
+    decision = load_policy("max-entropy").decide(ctx)
+    assert isinstance(decision, Recommend) and decision.ids == [1, 2]
+    # With one item per page the two live items do not fit, but both are red circles: nothing
+    # splits them, so it recommends for want of a question.
+    decision = load_policy("max-entropy").decide(context([20, 20, 1, 1, 1, 1, 1, 1], k=1))
+    assert isinstance(decision, Recommend) and "no attribute splits the 2 live" in decision.why
+    # Shown items (not taken) are not live, and the ratio is to the best unshown item.
+    ctx = context([20, 20, 20, 1, 1, 1, 1, 1], k=2, shown=frozenset({1}))
+    assert list(live_ids(ctx)) == [2, 3]
+    decision = load_policy("max-entropy").decide(ctx)
+    assert isinstance(decision, Recommend) and decision.ids == [2, 3]
+
+
+def test_max_entropy_splits_only_the_live_candidates() -> None:
+    # The 4 red circles are live, the blue items (and the star) are not: nothing splits the live
+    # ones, though colour would split all 8.
+    ctx = context([10, 10, 10, 10, 0.5, 0.5, 0.5, 0.5], k=2)
+    assert list(live_ids(ctx)) == [1, 2, 3, 4]
+    assert value_entropy(ctx, "colour", live_ids(ctx)) == 0.0
+    decision = MaxEntropyPolicy().decide(ctx)
+    assert isinstance(decision, Recommend) and decision.ids == [1, 2]
+
+
+def test_value_entropy_arithmetic_on_a_hand_made_case() -> None:
+    ctx = context()
+    assert value_entropy(ctx, "colour", ctx.facts.ids) == pytest.approx(1.0)
+    assert value_entropy(ctx, "shape", ctx.facts.ids) == pytest.approx(
+        -(7 / 8) * np.log2(7 / 8) - (1 / 8) * np.log2(1 / 8))
+    assert value_entropy(ctx, "size", ctx.facts.ids) == 0.0  # one value: nothing to split
+    # Tags: item 1 has dots and stripes, 2 dots, 3 checks, 4 none. Each value an item has counts
+    # once, items with none count in a "no value" bucket: dots 2, stripes 1, checks 1, none 1.
+    ids = np.arange(1, 5, dtype=np.int64)
+    pattern = AttributeInfo("pattern", "tags", True, ("dots", "stripes", "checks"), None)
+    tags = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1], [0, 0, 0]], dtype=bool)
+    facts = CatalogFacts("toy", ids, {"pattern": pattern}, {}, {"pattern": tags}, {})
+    tagged = PolicyContext(facts, Candidates(ids, np.zeros(4), np.full(4, 1 / 4)), k=1)
+    p = np.array([2, 1, 1, 1]) / 5
+    assert value_entropy(tagged, "pattern", ids) == pytest.approx(float(-(p * np.log2(p)).sum()))  # 1.922 bits
+    # One value present (plus items without it) is no split.
+    assert value_entropy(tagged, "pattern", np.array([2, 4])) == 0.0
+    decision = MaxEntropyPolicy().decide(tagged)
+    assert isinstance(decision, Ask) and decision.attribute == "pattern"
+    assert decision.options[-1] == "any" and set(decision.options[:-1]) == {"dots", "stripes", "checks"}
+
+
+def test_max_entropy_runs_a_whole_evaluation(shapes_catalog, capsys) -> None:
+    import json
+
+    from crs.cli import main
+
+    store, _ = shapes_catalog
+    code = main(["eval", "--catalog", "shapes", "--db", store.url, "--embedder", "fake",
+                 "--policy", "max-entropy", "--n", "5", "--max-turns", "6", "--json", "--run-id", "maxent"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    figures = json.loads(out)
+    assert (figures["policy"], figures["n"]) == ("max-entropy", 5)
+    assert 0 <= figures["questions_per_conversation"] <= 3 and 0 <= figures["success_rate"] <= 1

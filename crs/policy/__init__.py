@@ -1,7 +1,8 @@
 """Ask-or-recommend policies, chosen by name through :data:`POLICIES` (a
 :class:`~retrieval.registry.Registry`): ``eig`` (default), ``eig-no-lookahead``,
-``always-recommend``, ``ask-N`` (e.g. ``ask-3``), ``random-ask``, ``llm`` (needs an LLM setting) and ``fake:STEPS``
-(a scripted ask/recommend sequence, for tests).
+``always-recommend``, ``ask-N`` (e.g. ``ask-3``), ``random-ask``, ``max-entropy[:N]`` (EAR/SCPR's
+baseline), ``llm`` (needs an LLM setting) and ``fake:STEPS`` (a scripted ask/recommend sequence, for
+tests).
 
 Adding a policy: write its module in this package (a :class:`Policy` subclass with ``decide``)
 and add one ``POLICIES.register`` line below. A separate package adds one through the entry-point
@@ -15,6 +16,7 @@ from retrieval.registry import Registry
 from .base import Ask, Candidates, Decision, Policy, PolicyContext, Recommend
 from .baselines import AlwaysRecommend, AskNThenRecommend, RandomAsk, ScriptedPolicy
 from .eig import EIGPolicy
+from .max_entropy import MaxEntropyPolicy
 
 __all__ = ["Ask", "Candidates", "Decision", "Policy", "PolicyContext", "Recommend", "load_policy",
            "load_policy_option", "POLICIES", "POLICY_NAMES", "BASELINES"]
@@ -37,12 +39,19 @@ def _ask_n(arg: str | None, **_: Any) -> Policy:
     return AskNThenRecommend(n=int(arg), name=f"ask-{arg}")
 
 
+def _max_entropy(arg: str | None, **_: Any) -> Policy:
+    if arg is not None and not arg.isdigit():
+        raise ValueError(f"max-entropy:N needs a number of questions, e.g. max-entropy:3 (got {arg!r})")
+    return MaxEntropyPolicy(n=int(arg) if arg else 3)
+
+
 POLICIES.register("eig", lambda arg, **_: EIGPolicy())
 # The gate before lookahead, kept for comparison (docs/experiments.md).
 POLICIES.register("eig-no-lookahead", lambda arg, **_: EIGPolicy(horizon=0, name="eig-no-lookahead"))
 POLICIES.register("always-recommend", lambda arg, **_: AlwaysRecommend())
 POLICIES.register("random-ask", lambda arg, *, seed=0, **_: RandomAsk(seed=seed))
 POLICIES.register("ask", _ask_n, "ask-N", pattern=r"ask-(\d+)(?:-then-recommend)?")
+POLICIES.register("max-entropy", _max_entropy, "max-entropy[:N]")
 POLICIES.register("llm", _llm_policy)
 POLICIES.register("fake", lambda arg, **_: _scripted(arg), "fake:ask,recommend,...")
 
@@ -53,8 +62,8 @@ def _scripted(arg: str | None) -> Policy:
         raise ValueError(f"a fake policy's script is ask/recommend steps, e.g. fake:ask,ask,recommend (got {arg!r})")
     return ScriptedPolicy(steps)
 
-POLICY_NAMES = ("eig", "always-recommend", "ask-N", "random-ask", "llm")
-BASELINES = ("always-recommend", "ask-3", "random-ask")
+POLICY_NAMES = ("eig", "always-recommend", "ask-N", "random-ask", "max-entropy[:N]", "llm")
+BASELINES = ("always-recommend", "ask-3", "random-ask", "max-entropy")
 
 
 def load_policy(name: str, *, llm: str | None = None, seed: int = 0) -> Policy:
