@@ -25,6 +25,11 @@ conversation c's success turn (None on failure).
   (numpy's linear interpolation; None with no turns).
 
 With n = 0 every mean is None and ``success_by_turn`` is T Nones.
+
+:func:`per_conversation` gives the per-conversation values behind the five means (keyed by the
+figure each averages), so :func:`confidence_intervals` can bootstrap them
+(:mod:`simulators.stats`); ``summarize`` reads its means from the same values, so the two never
+disagree on a definition.
 """
 from __future__ import annotations
 
@@ -36,8 +41,13 @@ from typing import Any
 import numpy as np
 
 from .results import ConversationResult
+from .stats import RESAMPLES, bootstrap_ci, contain
 
 SR_AT = (5, 10, 15)
+# The figures that are a mean of one value per conversation, in per_conversation's order.
+PER_CONVERSATION = ("success_rate", "avg_turns", "hdcg", "recall_at_k", "questions_per_conversation")
+# Those that ``crs eval`` gives a bootstrap confidence interval (``ci95``).
+CI_FIELDS = ("success_rate", "avg_turns", "hdcg", "questions_per_conversation")
 
 
 def truncate(result: ConversationResult, max_turns: int) -> ConversationResult:
@@ -67,6 +77,42 @@ def recall_of(result: ConversationResult, k: int) -> float:
     return sum(result.target_id in t.ranking[:k] for t in result.turns) / len(result.turns)
 
 
+def _values(runs: Sequence[ConversationResult], max_turns: int, k: int) -> dict[str, list[float]]:
+    """Per truncated conversation: 1/0 success, turns (a failure counts T + 1), hDCG term, Recall@K, ask turns."""
+    return {
+        "success_rate": [1.0 if r.success else 0.0 for r in runs],
+        "avg_turns": [float(r.success_turn if r.success_turn is not None else max_turns + 1) for r in runs],
+        "hdcg": [hdcg_of(r, k) for r in runs],
+        "recall_at_k": [recall_of(r, k) for r in runs],
+        "questions_per_conversation": [float(r.questions) for r in runs],
+    }
+
+
+def per_conversation(results: Sequence[ConversationResult], *, max_turns: int, k: int) -> dict[str, np.ndarray]:
+    """One value per conversation (in ``results``' order, after truncation at ``max_turns``) for each
+    figure of :data:`PER_CONVERSATION`; that figure is the mean of its array."""
+    if max_turns < 1 or k < 1:
+        raise ValueError(f"max_turns and k must be >= 1, got {max_turns} and {k}")
+    values = _values([truncate(r, max_turns) for r in results], max_turns, k)
+    return {name: np.asarray(column, dtype=np.float64) for name, column in values.items()}
+
+
+def confidence_intervals(results: Sequence[ConversationResult], *, max_turns: int, k: int,
+                         seed: int = 0, resamples: int = RESAMPLES,
+                         estimates: dict[str, Any] | None = None) -> dict[str, list[float] | None]:
+    """``{figure: [lo, hi]}``: the percentile bootstrap 95% interval of each of :data:`CI_FIELDS` (None
+    with no conversations). Every figure is resampled with the same draws of conversations (one
+    ``seed``), as the figures come from the same conversations. ``estimates`` (``summarize``'s output)
+    widens each interval to hold its printed figure against last-bit rounding (:func:`stats.contain`)."""
+    values = per_conversation(results, max_turns=max_turns, k=k)
+    out: dict[str, list[float] | None] = {}
+    for name in CI_FIELDS:
+        interval = contain(bootstrap_ci(values[name], resamples=resamples, seed=seed),
+                           None if estimates is None else estimates.get(name))
+        out[name] = None if interval is None else [interval[0], interval[1]]
+    return out
+
+
 def summarize(results: Sequence[ConversationResult], *, max_turns: int, k: int,
               elapsed_s: float | None = None) -> dict[str, Any]:
     """The figures of ``crs eval --json`` (all but policy and simulator) plus SR@5/10/15."""
@@ -81,16 +127,17 @@ def summarize(results: Sequence[ConversationResult], *, max_turns: int, k: int,
 
     by_turn = [mean([r.success_turn is not None and r.success_turn <= t for r in runs])
                for t in range(1, max_turns + 1)]
+    values = _values(runs, max_turns, k)
     latencies = np.array([t.latency_ms for t in turns], dtype=np.float64)
     summary: dict[str, Any] = {
         "n": n,
         "max_turns": max_turns,
-        "success_rate": mean([r.success for r in runs]),
-        "avg_turns": mean([r.success_turn if r.success_turn is not None else max_turns + 1 for r in runs]),
-        "hdcg": mean([hdcg_of(r, k) for r in runs]),
-        "recall_at_k": mean([recall_of(r, k) for r in runs]),
+        "success_rate": mean(values["success_rate"]),
+        "avg_turns": mean(values["avg_turns"]),
+        "hdcg": mean(values["hdcg"]),
+        "recall_at_k": mean(values["recall_at_k"]),
         "success_by_turn": by_turn,
-        "questions_per_conversation": mean([r.questions for r in runs]),
+        "questions_per_conversation": mean(values["questions_per_conversation"]),
         "leak_rate": mean([t.leaked for t in turns]),
         "conversations_per_second": n / elapsed_s if elapsed_s is not None and elapsed_s > 0 else None,
         "turn_latency_ms": {"p50": float(np.percentile(latencies, 50)) if len(latencies) else None,

@@ -3,6 +3,13 @@
 turn, one line per policy; a histogram of the turns to success, failures apart), linked by
 relative paths so the folder can be moved or committed as it is.
 
+With ``ci95`` in the figures (``crs eval`` adds it), SR and average turns show their bootstrap 95%
+interval beside them, "0.935 [0.913, 0.955]". ``crs eval --seeds`` runs one configuration once per
+seed: :func:`seed_spread` gives each policy's mean, sd, min and max of SR, average turns and hDCG
+over the seeds, :func:`format_spread_table` / :func:`markdown_spread_table` show them, and
+:func:`write_seeds_report` writes each seed's usual report in ``DIR/seed-S/`` with ``DIR/report.md``
+holding the spread and every seed's table.
+
 Plots use matplotlib's object API (``Figure`` + the Agg canvas), never pyplot, so nothing
 process-wide (the backend, open figures) changes and no display is needed.
 """
@@ -15,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .results import ConversationResult
+from .stats import spread
 
 SUCCESS_PLOT = "success_by_turn.png"
 TURNS_PLOT = "turns_histogram.png"
@@ -22,6 +30,19 @@ TURNS_PLOT = "turns_histogram.png"
 
 def _number(digits: int) -> Callable[[Any], str]:
     return lambda value: "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _with_ci(name: str, digits: int) -> Callable[[dict[str, Any]], str]:
+    """The figure, then its ``ci95`` interval when the figures carry one: "0.935 [0.913, 0.955]"."""
+    show = _number(digits)
+
+    def cell(figure: dict[str, Any]) -> str:
+        interval = (figure.get("ci95") or {}).get(name)
+        text = show(figure[name])
+        return text if interval is None or figure[name] is None else (
+            f"{text} [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]")
+
+    return cell
 
 
 def _latency(figure: dict[str, Any]) -> str:
@@ -34,11 +55,11 @@ def _latency(figure: dict[str, Any]) -> str:
 # (column header, how to show it from one policy's figures)
 COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("policy", lambda f: str(f["policy"])),
-    ("SR", lambda f: _number(3)(f["success_rate"])),
+    ("SR", _with_ci("success_rate", 3)),
     ("SR@5", lambda f: _number(3)(f.get("sr_at_5"))),
     ("SR@10", lambda f: _number(3)(f.get("sr_at_10"))),
     ("SR@15", lambda f: _number(3)(f.get("sr_at_15"))),
-    ("avg turns", lambda f: _number(2)(f["avg_turns"])),
+    ("avg turns", _with_ci("avg_turns", 2)),
     ("hDCG", lambda f: _number(3)(f["hdcg"])),
     ("Recall@k", lambda f: _number(3)(f["recall_at_k"])),
     ("questions", lambda f: _number(2)(f["questions_per_conversation"])),
@@ -64,23 +85,115 @@ def describe_run(figures: Sequence[dict[str, Any]], config: dict[str, Any] | Non
     return line
 
 
-def format_table(figures: Sequence[dict[str, Any]]) -> str:
-    """The metrics as an aligned plain-text table, one row per policy."""
-    headers = [name for name, _ in COLUMNS]
-    rows = _rows(figures)
+def _aligned(headers: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
                                    for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([describe_run(figures), "", line(headers), line(["-" * w for w in widths]),
-                      *(line(r) for r in rows)])
+    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def _markdown(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" if i == 0 else "---:"
+                                                             for i in range(len(headers))) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def format_table(figures: Sequence[dict[str, Any]]) -> str:
+    """The metrics as an aligned plain-text table, one row per policy."""
+    headers = [name for name, _ in COLUMNS]
+    return "\n".join([describe_run(figures), "", *_aligned(headers, _rows(figures))])
 
 
 def markdown_table(figures: Sequence[dict[str, Any]]) -> str:
-    headers = [name for name, _ in COLUMNS]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" if i == 0 else "---:"
-                                                             for i in range(len(headers))) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in _rows(figures)]
-    return "\n".join(lines)
+    return _markdown([name for name, _ in COLUMNS], _rows(figures))
+
+
+# -- the spread over seeds (crs eval --seeds) ------------------------------------------------------------
+
+# (column title, figure, digits): the figures whose spread over seeds is reported.
+SPREAD_FIELDS = (("SR", "success_rate", 3), ("avg turns", "avg_turns", 2), ("hDCG", "hdcg", 3))
+
+
+def seed_spread(runs: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per policy, the spread of SR, average turns and hDCG over runs of one configuration with
+    different seeds. ``runs``: one list of figures (one per policy, as ``RunOutcome.figures``) per seed,
+    in the order the seeds were given, every run with the same policies."""
+    if not runs:
+        raise ValueError("seed_spread needs at least one run")
+    policies = [f["policy"] for f in runs[0]]
+    if any([f["policy"] for f in run] != policies for run in runs):
+        raise ValueError("every run needs the same policies in the same order")
+    out = []
+    for i, policy in enumerate(policies):
+        figures = [run[i] for run in runs]
+        entry: dict[str, Any] = {"policy": policy, "n_seeds": len(figures), "seeds": [f["seed"] for f in figures],
+                                 "run_ids": [f["run_id"] for f in figures]}
+        for _, name, _ in SPREAD_FIELDS:
+            entry[name] = spread([f[name] for f in figures]).to_json()
+        out.append(entry)
+    return out
+
+
+def _spread_table(spreads: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    headers = ["policy", "seeds"]
+    for title, _, _ in SPREAD_FIELDS:
+        headers += [f"{title} mean ± sd", f"{title} [min, max]"]
+    rows = []
+    for entry in spreads:
+        row = [str(entry["policy"]), str(entry["n_seeds"])]
+        for _, name, digits in SPREAD_FIELDS:
+            s = entry[name]
+            sd = "n/a" if s["sd"] is None else f"{s['sd']:.{digits}f}"
+            row += [f"{s['mean']:.{digits}f} ± {sd}", f"[{s['min']:.{digits}f}, {s['max']:.{digits}f}]"]
+        rows.append(row)
+    return headers, rows
+
+
+def describe_seeds(spreads: Sequence[dict[str, Any]]) -> str:
+    first = spreads[0]
+    return (f"across {first['n_seeds']} seed{'s' if first['n_seeds'] != 1 else ''} "
+            f"({', '.join(str(s) for s in first['seeds'])}; runs {', '.join(first['run_ids'])}); "
+            "sd is the sample standard deviation over seeds")
+
+
+def format_spread_table(spreads: Sequence[dict[str, Any]]) -> str:
+    """Each policy's mean ± sd and [min, max] of SR, average turns and hDCG over the seeds."""
+    return "\n".join([describe_seeds(spreads), "", *_aligned(*_spread_table(spreads))])
+
+
+def markdown_spread_table(spreads: Sequence[dict[str, Any]]) -> str:
+    return _markdown(*_spread_table(spreads))
+
+
+def write_seeds_report(folder: Path, runs: Sequence[Sequence[dict[str, Any]]],
+                       results: Sequence[dict[str, list[ConversationResult]]], configs: Sequence[dict[str, Any]],
+                       spreads: Sequence[dict[str, Any]]) -> Path:
+    """``crs eval --seeds --report DIR``: each seed's report (:func:`write_report`) in ``DIR/seed-S/``, and
+    ``DIR/report.md`` with the spread over seeds, every seed's table and links to their reports."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sections = []
+    for figures, conversations, config in zip(runs, results, configs):
+        seed = figures[0]["seed"]
+        write_report(folder / f"seed-{seed}", figures, conversations, config)
+        sections += [f"## Seed {seed}", "", describe_run(figures) + f" ([report, plots](seed-{seed}/report.md))", "",
+                     markdown_table(figures), ""]
+    text = "\n".join([
+        f"# Evaluation over seeds {', '.join(str(s) for s in spreads[0]['seeds'])}",
+        "",
+        describe_seeds(spreads) + f"; written {datetime.utcnow():%Y-%m-%d %H:%M} UTC.",
+        "",
+        markdown_spread_table(spreads),
+        "",
+        "Each seed draws other targets, openings and simulated-user noise for the same configuration. The spread "
+        "over seeds is the run-to-run variation; the bracket after SR and average turns in each seed's table is "
+        "that run's bootstrap 95% interval over its conversations.",
+        "",
+        *sections,
+    ])
+    path = folder / "report.md"
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def write_report(folder: Path, figures: Sequence[dict[str, Any]], results: dict[str, list[ConversationResult]],
@@ -102,7 +215,9 @@ def write_report(folder: Path, figures: Sequence[dict[str, Any]], results: dict[
         "SR@5/10/15 within 5, 10, 15 turns, capped at T). Average turns counts a failure as T+1. hDCG rewards an "
         "early success; Recall@k is that of the system's top k at each turn. Questions: ask turns per conversation. "
         "Leak rate: turns where the simulated user named the target (redacted before the system saw it). "
-        "Conversations per second and turn latency measure the machine, not the policy.",
+        "Conversations per second and turn latency measure the machine, not the policy."
+        + (" Brackets after SR and average turns: the percentile bootstrap 95% confidence interval of the mean "
+           "over the run's conversations." if figures[0].get("ci95") else ""),
         "",
         f"Simulator settings: `{simulator}`",
         "",

@@ -18,7 +18,7 @@ from crs.policy import BASELINES
 DESIGN_FIELDS = {"policy", "simulator", "n", "max_turns", "success_rate", "avg_turns", "hdcg", "recall_at_k",
                  "success_by_turn", "questions_per_conversation", "leak_rate", "conversations_per_second",
                  "turn_latency_ms"}
-EXTRA_FIELDS = {"sr_at_5", "sr_at_10", "sr_at_15", "k", "seed", "run_id"}
+EXTRA_FIELDS = {"sr_at_5", "sr_at_10", "sr_at_15", "k", "seed", "run_id", "ci95"}
 
 
 def crs_eval(capsys: pytest.CaptureFixture[str], store, *argv: str) -> tuple[int, str, str]:
@@ -168,3 +168,119 @@ def test_an_llm_user_run_is_deterministic_end_to_end_with_the_fake_backend(shape
     assert figures[0] == figures[1]
     code, _, err = crs_eval(capsys, store, "--simulator", "llm", "--llm", f"fake:{tmp_path / 'none.json'}", "--n", "1")
     assert code == 1 and "cannot read the script" in err
+
+
+# -- how far the figures can be trusted: ci95 and --seeds (simulators/stats.py) ---------------------------
+
+CI_FIELDS = ("success_rate", "avg_turns", "hdcg", "questions_per_conversation")
+# random-ask with 2 turns fails some shapes conversations, so SR differs between seeds 0 and 1.
+SMALL = ("--policy", "random-ask", "--n", "6", "--max-turns", "2")
+
+
+def test_json_has_a_ci95_holding_each_figure_and_the_table_shows_it(shapes_catalog, capsys) -> None:
+    store, _ = shapes_catalog
+    code, out, err = crs_eval(capsys, store, *SMALL, "--seed", "1", "--run-id", "ci", "--json")
+    assert code == 0, err
+    figures = json.loads(out)
+    assert set(figures["ci95"]) == set(CI_FIELDS)
+    for name in CI_FIELDS:
+        lo, hi = figures["ci95"][name]
+        assert lo <= figures[name] <= hi, name
+    assert figures["success_rate"] < 1 and figures["ci95"]["success_rate"][0] < figures["ci95"]["success_rate"][1]
+
+    code, out, err = crs_eval(capsys, store, *SMALL, "--seed", "1", "--run-id", "ci")  # read back, as a table
+    assert code == 0, err
+    header, row = out.splitlines()[2], out.splitlines()[4]
+    sr, (lo, hi) = figures["success_rate"], figures["ci95"]["success_rate"]
+    turns, (tlo, thi) = figures["avg_turns"], figures["ci95"]["avg_turns"]
+    assert "SR" in header and f"{sr:.3f} [{lo:.3f}, {hi:.3f}]" in row and f"{turns:.2f} [{tlo:.2f}, {thi:.2f}]" in row
+
+
+def test_same_seed_same_figures_and_intervals(shapes_catalog, capsys) -> None:
+    from simulators.runner import TIMING_FIELDS
+
+    store, _ = shapes_catalog
+    runs = []
+    for run_id in ("same-1", "same-2"):
+        code, out, err = crs_eval(capsys, store, *SMALL, "--seed", "1", "--run-id", run_id, "--json")
+        assert code == 0, err
+        runs.append({k: v for k, v in json.loads(out).items() if k not in (*TIMING_FIELDS, "run_id")})
+    assert runs[0] == runs[1]
+
+
+def test_seeds_run_once_per_seed_and_report_the_spread(shapes_catalog, capsys, tmp_path: Path) -> None:
+    store, _ = shapes_catalog
+    report = tmp_path / "seeds"
+    code, out, err = crs_eval(capsys, store, *SMALL, "--seeds", "0,1", "--run-id", "s", "--json",
+                              "--report", str(report))
+    assert code == 0, err
+    data = json.loads(out)
+    assert set(data) == {"seeds", "runs", "seed_spread"} and data["seeds"] == [0, 1]
+    assert [(r["seed"], r["run_id"]) for r in data["runs"]] == [(0, "s-seed0"), (1, "s-seed1")]
+    assert all(set(r) == DESIGN_FIELDS | EXTRA_FIELDS for r in data["runs"])  # each seed: the single-run object
+    spread = data["seed_spread"]
+    assert (spread["policy"], spread["n_seeds"], spread["seeds"], spread["run_ids"]) == (
+        "random-ask", 2, [0, 1], ["s-seed0", "s-seed1"])
+    assert set(spread) == {"policy", "n_seeds", "seeds", "run_ids", "success_rate", "avg_turns", "hdcg"}
+
+    # Each seed's figures equal a separate single-seed run's.
+    singles = []
+    for seed in (0, 1):
+        code, out, err = crs_eval(capsys, store, *SMALL, "--seed", str(seed), "--run-id", f"one-{seed}", "--json")
+        assert code == 0, err
+        singles.append(json.loads(out))
+    for name in ("success_rate", "avg_turns", "hdcg"):
+        values = [single[name] for single in singles]
+        assert [r[name] for r in data["runs"]] == values
+        s = spread[name]
+        assert s["values"] == values and s["n"] == 2
+        assert s["mean"] == pytest.approx(sum(values) / 2) and (s["min"], s["max"]) == (min(values), max(values))
+        assert s["sd"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
+    assert singles[0]["success_rate"] != singles[1]["success_rate"]  # the seeds do differ here
+    assert [r["ci95"] for r in data["runs"]] == [single["ci95"] for single in singles]
+
+    # The report: the spread, each seed's table, and each seed's own report folder.
+    text = (report / "report.md").read_text(encoding="utf-8")
+    assert "SR mean ± sd" in text and "| random-ask | 2 |" in text and "(seed-1/report.md)" in text
+    assert (report / "seed-0" / "report.md").is_file() and (report / "seed-1" / "success_by_turn.png").is_file()
+
+    # The same line again reads both runs back; as a table: one per seed, then the spread.
+    code, out, err = crs_eval(capsys, store, *SMALL, "--seeds", "0,1", "--run-id", "s")
+    assert code == 0, err
+    assert err.count("nothing was run") == 2
+    assert "run s-seed0" in out and "run s-seed1" in out and "across 2 seeds (0, 1" in out
+    last = out.splitlines()[-1].split()
+    sr = spread["success_rate"]
+    assert last[:2] == ["random-ask", "2"] and f"{sr['mean']:.3f}" == last[2] and f"{sr['sd']:.3f}" == last[4]
+
+
+def test_seeds_with_compare_give_a_spread_per_policy(shapes_catalog, capsys) -> None:
+    store, _ = shapes_catalog
+    code, out, err = crs_eval(capsys, store, "--n", "2", "--max-turns", "2", "--compare", "--seeds", "3,4",
+                              "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert [[f["policy"] for f in run] for run in data["runs"]] == [["eig", *BASELINES]] * 2
+    assert [s["policy"] for s in data["seed_spread"]] == ["eig", *BASELINES]
+    run_ids = data["seed_spread"][0]["run_ids"]
+    assert run_ids[0].startswith("run-") and run_ids[0].endswith("-seed3")  # the default naming, per seed
+    assert run_ids[1] == run_ids[0][:-1] + "4"
+
+
+@pytest.mark.parametrize("seeds, message", [
+    ("0,0", "a seed is repeated"),
+    ("0,x", "must be whole numbers separated by commas"),
+    (",", "must name at least one seed"),
+])
+def test_bad_seed_lists_are_argparse_errors(shapes_catalog, capsys, monkeypatch, seeds: str, message: str) -> None:
+    store, _ = shapes_catalog
+    monkeypatch.setattr("simulators.runner.evaluate", lambda *a, **k: pytest.fail("the run started"))
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", "--catalog", "shapes", "--db", store.url, "--embedder", "fake", "--seeds", seeds])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_seed_run_ids_too_long_fail_before_running(shapes_catalog, capsys) -> None:
+    store, _ = shapes_catalog
+    code, out, err = crs_eval(capsys, store, "--n", "1", "--seeds", "0,10", "--run-id", "r" * 94)
+    assert code == 1 and out == "" and "pass 100 characters" in err and "running" not in err

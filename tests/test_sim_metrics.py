@@ -105,3 +105,42 @@ def test_results_round_trip_through_json_without_changing_a_figure(four) -> None
     again = [ConversationResult.from_json(json.loads(json.dumps(r.to_json()))) for r in four]
     assert again == four
     assert summarize(again, max_turns=3, k=2) == summarize(four, max_turns=3, k=2)
+
+
+def test_per_conversation_values_are_what_the_figures_average(four) -> None:
+    import numpy as np
+
+    from simulators.metrics import PER_CONVERSATION, per_conversation
+
+    values = per_conversation(four, max_turns=3, k=2)
+    assert tuple(values) == PER_CONVERSATION
+    assert values["success_rate"].tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert values["avg_turns"].tolist() == [2.0, 1.0, 4.0, 4.0]  # failures count T + 1
+    assert values["hdcg"].tolist() == pytest.approx([1 / math.log2(2 + 2 + 1), 1.0, 0.0, 0.0])
+    assert values["recall_at_k"].tolist() == pytest.approx([1.0, 1.0, 1 / 3, 0.0])
+    assert values["questions_per_conversation"].tolist() == [1.0, 0.0, 1.0, 0.0]
+    m = summarize(four, max_turns=3, k=2)
+    for name, column in values.items():
+        assert column.dtype == np.float64 and len(column) == 4
+        assert float(np.mean(column)) == pytest.approx(m[name], abs=1e-15)
+    # Truncated like the figures: at T = 1, the turn-2 success is a failure counting 2 turns.
+    short = per_conversation(four, max_turns=1, k=2)
+    assert short["success_rate"].tolist() == [0.0, 1.0, 0.0, 0.0] and short["avg_turns"].tolist() == [2, 1, 2, 2]
+    assert per_conversation([], max_turns=3, k=2)["hdcg"].size == 0
+    with pytest.raises(ValueError):
+        per_conversation(four, max_turns=3, k=0)
+
+
+def test_confidence_intervals_hold_each_figure_and_are_reproducible(four) -> None:
+    from simulators.metrics import CI_FIELDS, confidence_intervals
+
+    m = summarize(four, max_turns=3, k=2)
+    ci = confidence_intervals(four, max_turns=3, k=2, seed=3, estimates=m)
+    assert tuple(ci) == CI_FIELDS == ("success_rate", "avg_turns", "hdcg", "questions_per_conversation")
+    for name, (lo, hi) in ci.items():
+        assert lo <= m[name] <= hi and lo < hi  # four mixed conversations: some width
+    assert 0.0 <= ci["success_rate"][0] and ci["success_rate"][1] <= 1.0 and 1.0 <= ci["avg_turns"][0]
+    assert confidence_intervals(four, max_turns=3, k=2, seed=3, estimates=m) == ci
+    same = [conversation(i, 1, [turn(1, "recommend", [1], [1])]) for i in range(5)]
+    assert confidence_intervals(same, max_turns=3, k=2)["success_rate"] == [1.0, 1.0]
+    assert confidence_intervals([], max_turns=3, k=2) == dict.fromkeys(CI_FIELDS)

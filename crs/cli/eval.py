@@ -9,6 +9,13 @@ the models load only when `crs eval` runs.
 conversation plans (same seeds, same targets) in one run. ``--run-id`` names the run in the
 store: started again with the same id after a crash, it runs only what is missing; a finished
 run is printed again without running anything.
+
+Every result carries ``ci95``: the percentile bootstrap 95% interval of SR, average turns, hDCG
+and questions per conversation over the run's conversations (:mod:`simulators.stats`), shown
+beside SR and average turns in the table. ``--seeds 0,1,2`` runs the same configuration once per
+seed, each its own stored run (``ID-seedS``, ID from ``--run-id`` or a fresh name), by calling
+``evaluate`` once per seed (the runner's run-id and resume logic stay per run, so the same line
+again resumes or reads back every seed), and adds the mean, sd, min and max over seeds.
 """
 from __future__ import annotations
 
@@ -24,6 +31,25 @@ SIMULATORS = ("agenda", "llm")
 MAX_N = 100_000
 MAX_TURNS = 100
 MAX_WORKERS = 64
+MAX_SEEDS = 100
+# The bootstrap's own seed: fixed, so a run's intervals are reproducible and the same whatever --seed is.
+BOOTSTRAP_SEED = 0
+
+
+def seed_list(text: str) -> tuple[int, ...]:
+    """``--seeds``: "0,1,2,3,4", distinct whole numbers, at most MAX_SEEDS (an argparse ``type=``)."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        seeds = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be whole numbers separated by commas, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"must name at least one seed, got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"a seed is repeated in {text!r}")
+    if len(seeds) > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_SEEDS} seeds, got {len(seeds)}")
+    return seeds
 
 
 def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: ignore[type-arg, no-untyped-def]
@@ -49,6 +75,9 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
     ev.add_argument("--max-turns", type=int_between(1, MAX_TURNS), default=10,
                     help=f"turns per conversation at most, T (default 10, at most {MAX_TURNS})")
     ev.add_argument("--seed", type=int, default=0, help="conversation i's target and start come from (seed, i)")
+    ev.add_argument("--seeds", type=seed_list, metavar="S1,S2,...",
+                    help="run once per seed instead of --seed (runs ID-seedS for --run-id ID) and report the mean, "
+                         "sd, min and max of SR, avg turns and hDCG over the seeds")
     ev.add_argument("--workers", type=int_between(1, MAX_WORKERS), default=1,
                     help=f"processes running conversations (default 1, at most {MAX_WORKERS})")
     ev.add_argument("-k", type=int_between(1, MAX_K), default=5,
@@ -63,7 +92,8 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
     ev.add_argument("--vision", action="store_true", help="show the LLM user its target's picture")
     ev.add_argument("--run-id", metavar="ID", help="name of the run in the store; the same ID resumes it")
     ev.add_argument("--compare", action="store_true", help="also run every baseline on the same conversations")
-    ev.add_argument("--json", action="store_true", help="print JSON: one object, or a list with --compare")
+    ev.add_argument("--json", action="store_true", help="print JSON: one object, or a list with --compare; with "
+                                                        "--seeds, {seeds, runs, seed_spread}")
     ev.add_argument("--report", metavar="DIR", help="write DIR/report.md with the table and PNG plots")
     ev.set_defaults(run=cmd_eval)
 
@@ -115,6 +145,29 @@ def parse_starts(text: str | None) -> tuple[tuple[str, float], ...]:
         raise UserError(f"--starts {text!r}: {exc}") from None
 
 
+def with_ci95(outcome: Any) -> list[dict[str, Any]]:
+    """The run's figures (``RunOutcome.figures``), each with its ``ci95`` object added (the existing
+    fields untouched): ``{figure: [lo, hi]}`` for SR, average turns, hDCG and questions per conversation."""
+    from simulators.metrics import confidence_intervals
+
+    figures = outcome.figures()
+    for figure in figures:
+        figure["ci95"] = confidence_intervals(outcome.results[figure["policy"]], max_turns=outcome.config.max_turns,
+                                              k=outcome.config.k, seed=BOOTSTRAP_SEED, estimates=figure)
+    return figures
+
+
+def seed_run_ids(base: str, seeds: tuple[int, ...]) -> list[str]:
+    """One run id per seed, ``BASE-seedS``; too long an id fails before the first seed runs."""
+    from crs.errors import UserError
+
+    ids = [f"{base}-seed{seed}" for seed in seeds]
+    if too_long := [i for i in ids if len(i) > 100]:
+        raise UserError(f"--run-id {base!r}: with --seeds the run ids ({too_long[0]!r}) pass 100 characters; "
+                        "give a shorter --run-id")
+    return ids
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from crs.config import DEMO_CATALOG
     from crs.errors import UserError
@@ -125,24 +178,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from simulators.runner import evaluate
     from simulators.sharding import RunConfig
 
+    seeds: tuple[int, ...] | None = args.seeds
+    seed = seeds[0] if seeds else args.seed
     policies = policies_to_run(args.policy, args.compare)
     for policy in policies:  # a typo fails here, before any model loads
-        load_policy_option(policy, llm=args.llm, seed=args.seed)
+        load_policy_option(policy, llm=args.llm, seed=seed)
     stages = tuple((name, value) for name in ("parser", "reader", "writer") if (value := getattr(args, name)))
     config = RunConfig(policies=policies, simulator=simulator_spec(args), n=args.n, max_turns=args.max_turns,
-                       k=args.k, seed=args.seed, catalog=args.catalog or DEMO_CATALOG, embedder=args.embedder,
+                       k=args.k, seed=seed, catalog=args.catalog or DEMO_CATALOG, embedder=args.embedder,
                        llm=args.llm, starts=parse_starts(args.starts), stages=stages)
     try:
         config.settings()  # a bad stage name fails here, before any model loads
     except UserError as exc:
         raise UserError(f"crs eval: {exc}") from None
     store = open_store(args.db)
-    with ProgressBar() as progress:
-        outcome = evaluate(store, config, run_id=args.run_id, workers=args.workers, progress=progress,
-                           notice=lambda message: print(message, file=sys.stderr, flush=True))
-    figures = outcome.figures()
-    if outcome.computed == 0:
-        print(f"run {outcome.run_id} is finished: its stored figures (nothing was run)", file=sys.stderr)
+
+    def run(config: RunConfig, run_id: str | None) -> Any:
+        with ProgressBar() as progress:
+            outcome = evaluate(store, config, run_id=run_id, workers=args.workers, progress=progress,
+                               notice=lambda message: print(message, file=sys.stderr, flush=True))
+        if outcome.computed == 0:
+            print(f"run {outcome.run_id} is finished: its stored figures (nothing was run)", file=sys.stderr)
+        return outcome
+
+    if seeds:
+        return _eval_seeds(args, store, config, seeds, run)
+    outcome = run(config, args.run_id)
+    figures = with_ci95(outcome)
     if args.report:
         from pathlib import Path
 
@@ -152,6 +214,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(figures if args.compare else figures[0], indent=2))
     else:
         print(format_table(figures))
+    return 0
+
+
+def _eval_seeds(args: argparse.Namespace, store: Any, config: Any, seeds: tuple[int, ...],
+                run: Callable[[Any, str | None], Any]) -> int:
+    """``--seeds``: the configuration once per seed (one stored run each), then the spread over seeds."""
+    from dataclasses import replace
+
+    from simulators.report import format_spread_table, format_table, seed_spread, write_seeds_report
+    from simulators.runner import new_run_id
+
+    run_ids = seed_run_ids(args.run_id or new_run_id(), seeds)
+    outcomes = [run(replace(config, seed=seed), run_id) for seed, run_id in zip(seeds, run_ids)]
+    runs = [with_ci95(outcome) for outcome in outcomes]
+    spreads = seed_spread(runs)
+    if args.report:
+        from pathlib import Path
+
+        path = write_seeds_report(Path(args.report).expanduser(), runs, [o.results for o in outcomes],
+                                  [o.config.identity() for o in outcomes], spreads)
+        print(f"report: {path}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"seeds": list(seeds), "runs": runs if args.compare else [r[0] for r in runs],
+                          "seed_spread": spreads if args.compare else spreads[0]}, indent=2))
+    else:
+        print("\n\n".join([*(format_table(r) for r in runs), format_spread_table(spreads)]))
     return 0
 
 
