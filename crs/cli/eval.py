@@ -67,7 +67,7 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
                     help=f"{DEFAULT_EMBEDDER} (default, offline), aligned:WEIGHTS, clip:PATH_OR_NAME")
     add_stage_options(ev)
     ev.add_argument("--policy", default="eig", help="the policy to evaluate: eig (default), always-recommend, "
-                                                    "ask-N, random-ask, llm")
+                                                    "ask-N, random-ask, max-entropy[:N], llm, or a plugin's")
     ev.add_argument("--simulator", default="agenda", metavar="NAME",
                     help="agenda (rule-based, offline; default) or llm (needs --llm)")
     ev.add_argument("--n", type=int_between(1, MAX_N), default=100,
