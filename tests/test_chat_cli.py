@@ -201,3 +201,15 @@ def test_stages_are_chosen_by_name_with_fakes_for_an_exact_path(shapes_catalog, 
     assert second["items"] and all(i["id"].endswith("star-flat") for i in second["items"])
     code, _, err = chat(monkeypatch, capsys, store, "hi\n", "--parser", "regex")
     assert code == 1 and "unknown critique parser 'regex'" in err
+
+
+def test_main_leaves_the_sigpipe_handler_as_it_found_it(capsys) -> None:
+    """crs.cli.main makes a closed pipe end the command quietly, but only while it runs: called
+    in-process (tests, notebooks), a lasting default SIGPIPE would kill the host process later."""
+    import signal
+
+    from crs.cli import main
+
+    before = signal.getsignal(signal.SIGPIPE)
+    assert main(["catalog", "info", "--catalog", "nope", "--db", "sqlite://"]) == 1
+    assert signal.getsignal(signal.SIGPIPE) == before

@@ -125,15 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if hasattr(signal, "SIGPIPE"):  # `crs ... | head` should stop quietly, not with a traceback
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    args = build_parser().parse_args(argv)
-    run: Callable[[argparse.Namespace], int] = args.run
+    # `crs ... | head` should stop quietly, not with a traceback: a closed pipe ends the command.
+    # Only for the command's own duration: main() also runs inside other processes (tests, a
+    # notebook), where a process-wide default SIGPIPE would later kill them on any closed socket.
+    previous = signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
     try:
-        return run(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        args = build_parser().parse_args(argv)
+        run: Callable[[argparse.Namespace], int] = args.run
+        try:
+            return run(args)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGPIPE, previous)
 
 
 if __name__ == "__main__":
