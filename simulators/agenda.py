@@ -20,6 +20,14 @@ so rewording a template never changes what the user decides). Each turn:
 * after ``patience`` replies without the target it gives up: :attr:`gave_up` becomes True and the
   returned goodbye is not sent (the conversation ends as a failure).
 
+That is the ``critiquing`` profile. The ``mcr`` profile is the field's multi-round protocol
+(EAR / SCPR / UNICORN): it accepts if and only if the target is shown; any other page gets "none
+of these" with no reason; a question gets the target's value among the options, as a click on
+that option would send it, or "any" when the target has none of them; no critiques, no noise.
+
+Each message records its intent (:class:`simulators.base.Intent`): what the user meant, for the
+understanding rate.
+
 Every line is checked against the rule parser (:func:`simulators.phrasing.understood`) before it
 is sent; the user only names values the parser reads alone as that value.
 """
@@ -36,7 +44,7 @@ from crs.policy.base import ANY
 from crs.turn import Message, Question, Reply, ReplyItem
 
 from . import phrasing
-from .base import TurnNotes, UserSimulator
+from .base import Intent, TurnNotes, UserSimulator
 from .phrasing import Phrase
 from .targets import ConversationPlan, SimulationWorld
 
@@ -45,6 +53,8 @@ OPENING_VALUES = 2
 TWO_CHANGES_RATE = 0.3  # a critique names two changes at once this often
 NEGATIVE_RATE = 0.25  # a one-change critique says what the item should not have this often
 DISLIKE_RATE = 0.5  # "more like #k" also rejects the least similar item this often
+PROFILES = ("critiquing", "mcr")  # how the user talks; see the module docstring
+REJECT_ALL = "none of these"
 
 
 @dataclass(frozen=True)
@@ -52,8 +62,11 @@ class AgendaConfig:
     wrong_rate: float = 0.1  # an answer names another offered option
     dont_know_rate: float = 0.0  # an answer is "I don't know"
     patience: int | None = None  # system replies without the target before giving up; None: never
+    profile: str = "critiquing"  # critiquing (a reason with every rejection) or mcr (the field's protocol)
 
     def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}")
         for name in ("wrong_rate", "dont_know_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -105,6 +118,8 @@ class AgendaSimulator(UserSimulator):
         if self.config.patience is not None and self.replies >= self.config.patience:
             self.gave_up = True
             return Message(phrasing.goodbye(self.words))
+        if self.config.profile == "mcr":
+            return self._mcr(reply)
         if reply.action == "ask" and reply.question is not None:
             return self._answer(reply.question)
         if reply.action == "recommend" and reply.items:
@@ -128,6 +143,21 @@ class AgendaSimulator(UserSimulator):
         pairs = [(a, self.preferred[a]) for a in differing[:1]]
         phrase = self._say(phrasing.image_openings(self.words, pairs)) or Phrase("")
         return Message(phrase.text, (image,))
+
+    def _mcr(self, reply: Reply) -> Message:
+        """The field's protocol: a truthful click on a question, a silent "none of these" otherwise."""
+        if reply.action == "ask" and reply.question is not None:
+            attribute = reply.question.attribute
+            truth = self.world.value_list(self.target_id, attribute) if attribute in self.world.facts.attributes else []
+            right = [o for o in reply.question.options if o != ANY and o in truth]
+            if right:
+                return self._noted(Message(right[0]), Intent(require={attribute: (right[0],)}))
+            return self._noted(Message(ANY), Intent(dont_care=(attribute,)))
+        return self._noted(Message(REJECT_ALL), Intent(reject_all=True))
+
+    def _noted(self, message: Message, intent: Intent) -> Message:
+        self.notes = TurnNotes(intent=intent)
+        return message
 
     def _answer(self, question: Question) -> Message:
         attribute = question.attribute
@@ -222,6 +252,12 @@ class AgendaSimulator(UserSimulator):
         whole = phrasing.combine(*parts)
         return whole if self._say([whole]) is not None else parts[0]
 
-    @staticmethod
-    def _message(phrase: Phrase | None, fallback: str) -> Message:
-        return Message(phrase.text if phrase is not None else fallback)
+    def _message(self, phrase: Phrase | None, fallback: str) -> Message:
+        """The phrase as a message, its intent noted; without one, the bare fallback (intent unknown)."""
+        if phrase is None:
+            return Message(fallback)
+        meant = phrase.intent
+        self.notes = TurnNotes(intent=Intent(
+            require={a: tuple(v) for a, v in meant.require.items()}, exclude={a: tuple(v) for a, v in meant.exclude.items()},
+            accept=meant.accept, reject_all=meant.reject_all, dont_care=tuple(meant.dont_care)))
+        return Message(phrase.text)

@@ -9,9 +9,39 @@ attributes here, so a new simulator only has to write :meth:`UserSimulator.respo
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from crs.turn import Message, Reply
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What the simulated user meant by its message, in its own terms (it knows; the system has
+    to understand). The evaluation compares it with what the system understood that turn (the
+    critique it stored) to give the understanding rate; references ("like the second") and
+    pictures are not part of it."""
+
+    require: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # attribute -> wanted values
+    exclude: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # attribute -> unwanted values
+    accept: int | None = None  # the shown item (0-based) it accepts
+    reject_all: bool = False  # "none of these"
+    dont_care: tuple[str, ...] = ()  # attributes answered "any"
+
+    def matches(self, understood: Mapping[str, Any] | None) -> bool:
+        """Whether ``understood`` (a critique as the dialogue manager stores it: require,
+        exclude, accept, reject_all, dont_care) says exactly what was meant, no more, no less."""
+        understood = understood or {}
+
+        def values(constraints: Mapping[str, Any] | None) -> dict[str, frozenset[str]]:
+            return {a: frozenset(v) for a, v in (constraints or {}).items() if v}
+
+        return (values(understood.get("require")) == values(self.require)
+                and values(understood.get("exclude")) == values(self.exclude)
+                and understood.get("accept") == self.accept
+                and bool(understood.get("reject_all")) == self.reject_all
+                and frozenset(understood.get("dont_care") or ()) == frozenset(self.dont_care))
 
 
 @dataclass(frozen=True)
@@ -20,6 +50,7 @@ class TurnNotes:
 
     leaked: bool = False  # the simulator named the target; the message holds "[redacted]" instead
     fallbacks: tuple[str, ...] = ()  # e.g. ("simulator",): an LLM user's line came from the agenda user
+    intent: Intent | None = None  # what the message meant; None: not recorded (pictures only, LLM users)
 
 
 class UserSimulator(ABC):

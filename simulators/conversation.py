@@ -22,13 +22,24 @@ from crs.dialogue import DialogueManager
 from retrieval.registry import Registry
 
 from .agenda import AgendaConfig, AgendaSimulator
-from .base import UserSimulator
+from .base import Intent, UserSimulator
 from .results import ConversationResult, TurnResult
 from .targets import ConversationPlan, SimulationWorld
 
 # factory(arg, *, world, plan, spec) -> UserSimulator; installed packages add users through the
 # entry-point group crs.simulated_users (see retrieval/registry.py).
 SIMULATORS: Registry[UserSimulator] = Registry("simulated user", "crs.simulated_users")
+
+
+def _understood(dm: DialogueManager, session: str, intent: Intent | None) -> bool | None:
+    """Whether the system understood the last message as meant: the intent against the critique
+    stored with the turn (read by the harness, as a log; the simulated user never sees it). None
+    when there is no intent, or no stored turn to compare with (a stand-in dialogue manager)."""
+    history = getattr(dm, "history", None)
+    if intent is None or history is None:
+        return None
+    turns = history(session)
+    return intent.matches((turns[-1].get("understanding") or {}).get("critique")) if turns else None
 
 
 def run_conversation(dm: DialogueManager, simulator: UserSimulator, plan: ConversationPlan, *,
@@ -50,8 +61,10 @@ def run_conversation(dm: DialogueManager, simulator: UserSimulator, plan: Conver
         reply = dm.respond(session, message)
         latency_ms = (time.perf_counter() - started) * 1000
         shown = [item.item_id for item in reply.items]
+        understood = _understood(dm, session, notes.intent)
         turns.append(TurnResult(number, message.text, len(message.images), reply.action, shown, list(reply.ranking),
-                                notes.leaked, [*notes.fallbacks, *reply.fallbacks], round(latency_ms, 3)))
+                                notes.leaked, [*notes.fallbacks, *reply.fallbacks], round(latency_ms, 3),
+                                understood))
         if plan.target_id in shown:
             success_turn = number
             break
@@ -72,6 +85,7 @@ class SimulatorSpec:
     vision: bool = False
     patience: int | None = None
     timeout_s: float = 30.0  # per LLM call
+    profile: str = "critiquing"  # the agenda user's protocol: critiquing or mcr (simulators.agenda)
 
     def __post_init__(self) -> None:
         SIMULATORS.check(self.kind)
@@ -82,7 +96,9 @@ class SimulatorSpec:
         self.agenda_config()  # rates and patience are checked there
 
     def agenda_config(self) -> AgendaConfig:
-        return AgendaConfig(self.wrong_rate, self.dont_know_rate, self.patience)
+        # The mcr protocol answers truthfully: no wrong or "don't know" answers.
+        noise = (0.0, 0.0) if self.profile == "mcr" else (self.wrong_rate, self.dont_know_rate)
+        return AgendaConfig(*noise, self.patience, self.profile)
 
     def build(self, world: SimulationWorld, plan: ConversationPlan) -> UserSimulator:
         return SIMULATORS.create(self.kind, world=world, plan=plan, spec=self)

@@ -139,6 +139,8 @@ def summarize(results: Sequence[ConversationResult], *, max_turns: int, k: int,
         "success_by_turn": by_turn,
         "questions_per_conversation": mean(values["questions_per_conversation"]),
         "leak_rate": mean([t.leaked for t in turns]),
+        # Turns whose meaning the system got exactly, among the turns whose meaning was recorded.
+        "understanding_rate": mean([bool(t.understood) for t in turns if t.understood is not None]),
         "conversations_per_second": n / elapsed_s if elapsed_s is not None and elapsed_s > 0 else None,
         "turn_latency_ms": {"p50": float(np.percentile(latencies, 50)) if len(latencies) else None,
                             "p95": float(np.percentile(latencies, 95)) if len(latencies) else None},

@@ -63,6 +63,7 @@ COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("hDCG", lambda f: _number(3)(f["hdcg"])),
     ("Recall@k", lambda f: _number(3)(f["recall_at_k"])),
     ("questions", lambda f: _number(2)(f["questions_per_conversation"])),
+    ("understood", lambda f: _number(3)(f.get("understanding_rate"))),
     ("leak rate", lambda f: _number(3)(f["leak_rate"])),
     ("conv/s", lambda f: _number(2)(f["conversations_per_second"])),
     ("turn ms p50 / p95", _latency),
@@ -76,7 +77,7 @@ def _rows(figures: Sequence[dict[str, Any]]) -> list[list[str]]:
 def describe_run(figures: Sequence[dict[str, Any]], config: dict[str, Any] | None = None) -> str:
     """One line on what was run: simulator, n, T, k, seed, run id (and catalog, embedder when known)."""
     first = figures[0]
-    line = (f"simulator {first['simulator']}, {first['n']} conversations per policy of at most {first['max_turns']} "
+    line = (f"simulator {first['simulator']} ({first.get('profile', 'critiquing')} profile), {first['n']} conversations per policy of at most {first['max_turns']} "
             f"turns, k={first['k']}, seed {first['seed']}, run {first['run_id']}")
     if config:
         line += f"; catalog {config['catalog']!r}, embedder {config['embedder']!r}"

@@ -22,6 +22,9 @@ class TurnResult:
     leaked: bool = False  # the simulator named the target this turn (detected and redacted)
     fallbacks: list[str] = field(default_factory=list)
     latency_ms: float = 0.0  # DialogueManager.respond wall time
+    # The system understood exactly what the user meant (simulators.base.Intent); None when the
+    # user recorded no intent for the turn.
+    understood: bool | None = None
 
 
 @dataclass(frozen=True)

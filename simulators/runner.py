@@ -62,7 +62,8 @@ class RunOutcome:
         for policy in self.config.policies:
             summary = summarize(self.results[policy], max_turns=self.config.max_turns, k=self.config.k,
                                 elapsed_s=self.elapsed_s[policy] or None)
-            out.append({"policy": policy, "simulator": self.config.simulator.kind, **summary,
+            out.append({"policy": policy, "simulator": self.config.simulator.kind,
+                        "profile": getattr(self.config.simulator, "profile", "critiquing"), **summary,
                         "k": self.config.k, "seed": self.config.seed, "run_id": self.run_id})
         return out
 

@@ -104,7 +104,10 @@ class RunConfig:
 
 
 def _spec_json(spec: SimulatorSpec) -> dict[str, Any]:
-    return dataclasses.asdict(spec) if dataclasses.is_dataclass(spec) else dict(vars(spec))
+    data = dataclasses.asdict(spec) if dataclasses.is_dataclass(spec) else dict(vars(spec))
+    if data.get("profile") == "critiquing":  # the default: runs stored before profiles keep their identity
+        data.pop("profile")
+    return data
 
 
 @dataclass(frozen=True)

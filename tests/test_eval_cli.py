@@ -18,7 +18,7 @@ from crs.policy import BASELINES
 DESIGN_FIELDS = {"policy", "simulator", "n", "max_turns", "success_rate", "avg_turns", "hdcg", "recall_at_k",
                  "success_by_turn", "questions_per_conversation", "leak_rate", "conversations_per_second",
                  "turn_latency_ms"}
-EXTRA_FIELDS = {"sr_at_5", "sr_at_10", "sr_at_15", "k", "seed", "run_id", "ci95"}
+EXTRA_FIELDS = {"understanding_rate", "profile", "sr_at_5", "sr_at_10", "sr_at_15", "k", "seed", "run_id", "ci95"}
 
 
 def crs_eval(capsys: pytest.CaptureFixture[str], store, *argv: str) -> tuple[int, str, str]:

@@ -10,7 +10,7 @@ from simulators.results import ConversationResult, TurnResult
 
 FIELDS = {"n", "max_turns", "success_rate", "avg_turns", "hdcg", "recall_at_k", "success_by_turn",
           "questions_per_conversation", "leak_rate", "conversations_per_second", "turn_latency_ms",
-          "sr_at_5", "sr_at_10", "sr_at_15"}
+          "sr_at_5", "sr_at_10", "sr_at_15", "understanding_rate"}
 
 
 def turn(number: int, action: str, shown: list[int] = (), ranking: list[int] = (), *, leaked: bool = False,
@@ -144,3 +144,16 @@ def test_confidence_intervals_hold_each_figure_and_are_reproducible(four) -> Non
     same = [conversation(i, 1, [turn(1, "recommend", [1], [1])]) for i in range(5)]
     assert confidence_intervals(same, max_turns=3, k=2)["success_rate"] == [1.0, 1.0]
     assert confidence_intervals([], max_turns=3, k=2) == dict.fromkeys(CI_FIELDS)
+
+
+
+def test_the_understanding_rate_on_a_hand_made_conversation() -> None:
+    """Turns with a recorded intent count; each is understood or not; turns without one do not count."""
+    from dataclasses import replace
+
+    turns = [replace(turn(1, "ask"), understood=True), replace(turn(2, "recommend", [5]), understood=False),
+             replace(turn(3, "recommend", [6]), understood=True), turn(4, "recommend", [7])]  # 4: no intent
+    result = ConversationResult(0, 7, "text", True, 4, 1, turns)
+    assert summarize([result], max_turns=10, k=5)["understanding_rate"] == pytest.approx(2 / 3)
+    assert summarize([ConversationResult(0, 7, "text", False, None, 0, [turn(1, "ask")])], max_turns=10,
+                     k=5)["understanding_rate"] is None

@@ -350,3 +350,51 @@ def test_no_false_leaks_on_common_or_vocabulary_words() -> None:
     assert hat.redact("a cat with a hat").leaked
     assert not LeakDetector("Star", "7").redact("I like #7").leaked  # short ids are not searched
     assert LeakDetector("Star", "st-1").redact("a star").text == f"a {REDACTED}"  # a one-word title is all of it
+
+
+
+def test_an_intent_matches_only_what_was_meant_no_more_no_less() -> None:
+    from simulators.base import Intent
+
+    meant = Intent(require={"colour": ("blue",)}, exclude={"style": ("flat",)})
+    assert meant.matches({"require": {"colour": ["blue"]}, "exclude": {"style": ["flat"]}, "accept": None,
+                          "reject_all": False, "dont_care": [], "text": "ignored", "references": [{"index": 1}]})
+    assert not meant.matches({"require": {"colour": ["blue", "red"]}, "exclude": {"style": ["flat"]}})  # more
+    assert not meant.matches({"require": {"colour": ["blue"]}})  # less: the exclusion was lost
+    assert not meant.matches(None)
+    assert Intent(reject_all=True).matches({"reject_all": True, "require": {}})
+    assert not Intent(accept=1).matches({"accept": 0})
+    assert Intent(dont_care=("shape",)).matches({"dont_care": ["shape"]})
+
+
+@pytest.mark.parametrize("profile", ["mcr", "critiquing"])
+def test_each_profile_keeps_its_protocol(shapes_catalog, profile: str) -> None:  # type: ignore[no-untyped-def]
+    """mcr (the field's protocol): a rejected page gets "none of these" and nothing else, answers are
+    the target's own option or "any"; critiquing: every rejected page draws a reason (a value)."""
+    from crs.search import CatalogSearch
+    from crs.dialogue import DialogueManager
+    from simulators.conversation import SimulatorSpec, run_conversation
+    from simulators.targets import SimulationWorld, plan_conversation
+
+    store, catalog = shapes_catalog
+    searcher = CatalogSearch.open(store, catalog, "fake")
+    dm = DialogueManager(store, searcher, k=2)
+    world = SimulationWorld(store, catalog, searcher, dm.facts)
+    spec = SimulatorSpec(profile=profile, wrong_rate=0.3)
+    rejections = 0
+    for index in range(8):
+        plan = plan_conversation(world, index, seed=3, starts={"text": 1.0})
+        user = spec.build(world, plan)
+        result = run_conversation(dm, user, plan, max_turns=6)
+        for previous, now in zip(result.turns, result.turns[1:]):
+            if previous.action == "recommend" and plan.target_id not in previous.shown:
+                rejections += 1
+                if profile == "mcr":
+                    assert now.user_text == "none of these"
+                else:
+                    assert now.user_text != "none of these"  # a reason comes with it
+            if previous.action == "ask" and profile == "mcr":  # a truthful click: the target's own value, or any
+                target_values = {v for values in world.values(plan.target_id).values() for v in values}
+                assert now.user_text in target_values | {"any"}
+        assert all(t.understood is not None for t in result.turns[1:] if t.user_text)  # intents recorded
+    assert rejections > 0

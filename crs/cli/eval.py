@@ -68,6 +68,10 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
     add_stage_options(ev)
     ev.add_argument("--policy", default="eig", help="the policy to evaluate: eig (default), always-recommend, "
                                                     "ask-N, random-ask, max-entropy[:N], llm, or a plugin's")
+    ev.add_argument("--profile", default="critiquing", choices=("critiquing", "mcr"),
+                    help="how the agenda user talks: critiquing (default: a reason with every rejection, noisy "
+                         "answers) or mcr (the field's multi-round protocol of EAR/SCPR/UNICORN: accepts only the "
+                         "target, rejects a page with 'none of these' and no reason, answers questions truthfully)")
     ev.add_argument("--simulator", default="agenda", metavar="NAME",
                     help="agenda (rule-based, offline; default) or llm (needs --llm)")
     ev.add_argument("--n", type=int_between(1, MAX_N), default=100,
@@ -113,7 +117,7 @@ def simulator_spec(args: argparse.Namespace) -> Any:
     if args.simulator == "llm" and not args.llm:
         raise UserError("--simulator llm needs an LLM: give --llm (e.g. ollama:qwen2.5:7b)")
     settings: dict[str, Any] = {"kind": args.simulator, "llm": args.llm if args.simulator == "llm" else None,
-                                "vision": args.vision}
+                                "vision": args.vision, "profile": args.profile}
     if args.noise is not None:
         if not 0.0 <= args.noise <= 1.0:
             raise UserError(f"--noise is a probability between 0 and 1, got {args.noise}")
