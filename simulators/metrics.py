@@ -109,7 +109,9 @@ def confidence_intervals(results: Sequence[ConversationResult], *, max_turns: in
     for name in CI_FIELDS:
         interval = contain(bootstrap_ci(values[name], resamples=resamples, seed=seed),
                            None if estimates is None else estimates.get(name))
-        out[name] = None if interval is None else [interval[0], interval[1]]
+        # Rounded outwards to 6 decimals: readable JSON (no 0.27012499999999934), still holding the figure.
+        out[name] = None if interval is None else [math.floor(interval[0] * 1e6) / 1e6,
+                                                   math.ceil(interval[1] * 1e6) / 1e6]
     return out
 
 
