@@ -71,7 +71,7 @@ def create_app(services: Services, *, serving: bool = False) -> FastAPI:
 
     web = FastAPI(title="Conversational multimodal recommender", version="1",
                   description="Find an item in a catalog by talking and showing pictures.",
-                  openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs", redoc_url=None,
+                  openapi_url=f"{PREFIX}/openapi.json", docs_url=None, redoc_url=None,
                   lifespan=lifespan)
     web.state.services = services
     settings = services.settings
@@ -82,6 +82,8 @@ def create_app(services: Services, *, serving: bool = False) -> FastAPI:
     web.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                        allow_methods=["GET", "POST"], allow_headers=["Content-Type"],
                        allow_credentials=False, max_age=600)
+
+    _offline_docs(web)
 
     @web.get("/widget.js", include_in_schema=False)
     def widget_js() -> FileResponse:
@@ -101,6 +103,26 @@ def create_app(services: Services, *, serving: bool = False) -> FastAPI:
     # and gradio would copy it into its cache for the handler. webui.uploads checks it again.
     ui.has_launched = True
     return mounted
+
+
+def _offline_docs(web: FastAPI) -> None:
+    """The API docs at /api/v1/docs with Swagger UI 5 served by the app itself (package
+    swagger-ui-bundle-v2): FastAPI's default page loads it from a CDN, which is a blank page
+    offline and a third-party request from every visitor's browser otherwise."""
+    import swagger_ui_bundle
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    assets = f"{PREFIX}/docs-assets"
+    web.mount(assets, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @web.get(f"{PREFIX}/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=f"{PREFIX}/openapi.json", title="Recommender API",
+                                   swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{assets}/swagger-ui.css",
+                                   swagger_favicon_url=f"{assets}/favicon-32x32.png")
 
 
 def _widget_file(services: Services, name: str, media_type: str) -> FileResponse:

@@ -306,7 +306,7 @@ def test_feedback_validation(client: TestClient) -> None:
     session = new_session(client)
     url = f"{API}/sessions/{session}/feedback"
     unknown = client.post(url, json={"item_id": "purple-hexagon", "liked": True})
-    assert unknown.status_code == 422 and unknown.json() == {"detail": "no item 'purple-hexagon' in catalog 'shapes'"}
+    assert unknown.status_code == 404 and unknown.json() == {"detail": "no item 'purple-hexagon' in catalog 'shapes'"}
     for body, needle in (({"item_id": "red-star-flat", "liked": "yes"}, "liked: Input should be a valid boolean"),
                          ({"liked": True}, "item_id: Field required"),
                          ({"item_id": "red-star-flat", "liked": True, "x": 1}, "x: unknown field")):

@@ -342,7 +342,11 @@ def build_router(services: Services, limiter: RateLimiter | None = None) -> APIR
         dm = services.dm
         if not dm.exists(session_id):  # a 404 for the session before a 422 for the item
             raise SessionNotFound(f"no session {session_id!r}")
-        dm.feedback(session_id, services.searcher.item_ids([feedback.item_id])[0], feedback.liked)
+        try:
+            item_id = services.searcher.item_ids([feedback.item_id])[0]
+        except QueryError as exc:  # an unknown item is a missing resource, as in GET /items/{id}
+            raise HTTPException(404, str(exc)) from None
+        dm.feedback(session_id, item_id, feedback.liked)
         return Ok()
 
     # The image route comes first: with ids that may contain "/" ({item_id:path}), ".../image"

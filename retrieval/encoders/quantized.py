@@ -65,12 +65,17 @@ def _quantized_copy(model: Any) -> Any:
     import warnings
 
     import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     # A copy: the float model stays as it was for item encoding in the same process. The swap is
     # recursive over the whole module tree, whatever the backend calls its transformer.
     with warnings.catch_warnings():
-        # torch 2.10+ warns that quantized tensor constructors will move to torchao; they work in
-        # every torch this project allows (<2.14), and the warning would repeat for every user.
+        # torch 2.10+ warns that torch.ao.quantization and its quantized tensor constructors will
+        # move to torchao; they work in every torch this project allows (<2.14), and the warnings
+        # would repeat for every user and every test run. (Moving to torchao is the fix once the
+        # pin moves past 2.14.)
         warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+        warnings.filterwarnings("ignore", message=".*torch.ao.quantization is deprecated.*",
+                                category=DeprecationWarning)
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
         return quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear: per_channel_dynamic_qconfig}).eval()
