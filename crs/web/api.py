@@ -44,10 +44,10 @@ from crs.dialogue import SessionNotFound
 from crs.errors import UserError
 from crs.web.rate_limits import RateLimited, RateLimiter
 from crs.search import QueryError
-from crs.web.errors import INTERNAL_ERROR, UNAVAILABLE, public_message
+from crs.web.errors import INTERNAL_ERROR, UNAVAILABLE, busy_store
 from crs.web.reply_json import PREFIX, client_reply, image_url
 from crs.web.services import Services, ServiceUnavailable
-from crs.store import StoreBusy, StoreError
+from crs.store import StoreError
 from crs.turn import Message
 from crs.uploads import UploadError, UploadLimits, check_uploads, release_memory
 
@@ -191,7 +191,7 @@ def error_response(exc: Exception, request: Request, max_text_chars: int = 2000)
         return JSONResponse({"detail": str(exc)}, exc.status)
     if isinstance(exc, SessionNotFound):
         return JSONResponse({"detail": str(exc)}, 404)
-    busy = exc if isinstance(exc, StoreBusy) else exc.__cause__ if isinstance(exc.__cause__, StoreBusy) else None
+    busy = busy_store(exc)
     if busy is not None:
         log.warning("%s %s: %s", request.method, request.url.path, busy)
         return JSONResponse({"detail": str(busy)}, 503, headers={"Retry-After": str(busy.retry_after)})

@@ -12,11 +12,19 @@ UNAVAILABLE = ("the recommender is not available right now: its catalog, models 
                "(the reason is in the server log)")
 
 
+def busy_store(exc: BaseException) -> StoreBusy | None:
+    """The busy store behind ``exc`` (itself, or what a service error wraps), if any."""
+    if isinstance(exc, StoreBusy):
+        return exc
+    return exc.__cause__ if isinstance(exc.__cause__, StoreBusy) else None
+
+
 def public_message(exc: UserError) -> str:
     """What a client may read of a UserError: the store's or the services' own reasons stay in
     the server log (they may name files or hosts), a busy store says to try again."""
-    if isinstance(exc, (StoreBusy, RateLimited)) or isinstance(exc.__cause__, StoreBusy):
-        return str(exc if isinstance(exc, (StoreBusy, RateLimited)) else exc.__cause__)
+    busy = busy_store(exc)
+    if busy is not None or isinstance(exc, RateLimited):
+        return str(busy or exc)
     if isinstance(exc, (ServiceUnavailable, StoreError)):
         return UNAVAILABLE
     return str(exc)
