@@ -36,6 +36,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +47,7 @@ from crs.turn import Message, Question, Reply, ReplyItem
 from . import phrasing
 from .base import Intent, TurnNotes, UserSimulator
 from .phrasing import Phrase
+from .profiles import AGENDA_PROFILES
 from .targets import ConversationPlan, SimulationWorld
 
 COARSE_VALUES = 30  # an opening text names values of attributes with at most this many values ("vague")
@@ -53,7 +55,12 @@ OPENING_VALUES = 2
 TWO_CHANGES_RATE = 0.3  # a critique names two changes at once this often
 NEGATIVE_RATE = 0.25  # a one-change critique says what the item should not have this often
 DISLIKE_RATE = 0.5  # "more like #k" also rejects the least similar item this often
-PROFILES = ("critiquing", "mcr")  # how the user talks; see the module docstring
+PROFILES = AGENDA_PROFILES  # how the user talks; see the module docstring
+PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
+    "realistic": {"wrong_rate": 0.1, "dont_know_rate": 0.1, "patience": (4, 10)},
+    "critiquing": {"wrong_rate": 0.1, "dont_know_rate": 0.0, "patience": None},
+    "mcr": {"wrong_rate": 0.0, "dont_know_rate": 0.0, "patience": None},
+}
 REJECT_ALL = "none of these"
 
 
@@ -61,8 +68,10 @@ REJECT_ALL = "none of these"
 class AgendaConfig:
     wrong_rate: float = 0.1  # an answer names another offered option
     dont_know_rate: float = 0.0  # an answer is "I don't know"
-    patience: int | None = None  # system replies without the target before giving up; None: never
-    profile: str = "critiquing"  # critiquing (a reason with every rejection) or mcr (the field's protocol)
+    # System replies without the target before giving up: a number, a (low, high) range drawn per
+    # user, or None (never).
+    patience: int | tuple[int, int] | None = None
+    profile: str = "critiquing"  # see simulators.profiles
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -73,8 +82,20 @@ class AgendaConfig:
                 raise ValueError(f"{name} must be within [0, 1], got {value}")
         if self.wrong_rate + self.dont_know_rate > 1.0:
             raise ValueError("wrong_rate + dont_know_rate must be at most 1")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
+        if self.profile == "mcr" and (self.wrong_rate or self.dont_know_rate):
+            raise ValueError("the mcr profile answers truthfully: no wrong or 'don't know' answers")
+        bounds = self.patience if isinstance(self.patience, tuple) else (self.patience, self.patience)
+        if self.patience is not None and not (1 <= bounds[0] <= bounds[1]):
+            raise ValueError(f"patience must be >= 1 (a range low <= high), or None; got {self.patience}")
+
+    @classmethod
+    def for_profile(cls, profile: str, *, wrong_rate: float | None = None, dont_know_rate: float | None = None,
+                    patience: int | tuple[int, int] | None = None) -> AgendaConfig:
+        """A profile's settings, with any of them overridden."""
+        defaults = PROFILE_SETTINGS[profile]
+        return cls(defaults["wrong_rate"] if wrong_rate is None else wrong_rate,
+                   defaults["dont_know_rate"] if dont_know_rate is None else dont_know_rate,
+                   defaults["patience"] if patience is None else patience, profile)
 
 
 class AgendaSimulator(UserSimulator):
@@ -87,6 +108,9 @@ class AgendaSimulator(UserSimulator):
         self.words = random.Random(f"words:{plan.seed}")  # how to say it
         self.gave_up = False
         self.notes = TurnNotes()
+        patience = self.config.patience
+        self.patience = random.Random(f"patience:{plan.seed}").randint(*patience) if isinstance(patience, tuple) \
+            else patience
         self.replies = 0  # system replies seen
         self.last_shown: list[ShownItem] = []  # the last recommendation, as the dialogue manager keeps it
         self.wrong: set[str] = set()  # attributes answered wrongly and not corrected since
@@ -115,7 +139,7 @@ class AgendaSimulator(UserSimulator):
         if reply.action == "recommend" and self.target_id in shown:
             index = shown.index(self.target_id)
             return self._message(self._say(phrasing.accept(self.words, index)), f"#{index + 1} is it")
-        if self.config.patience is not None and self.replies >= self.config.patience:
+        if self.patience is not None and self.replies >= self.patience:
             self.gave_up = True
             return Message(phrasing.goodbye(self.words))
         if self.config.profile == "mcr":
@@ -149,9 +173,12 @@ class AgendaSimulator(UserSimulator):
         if reply.action == "ask" and reply.question is not None:
             attribute = reply.question.attribute
             truth = self.world.value_list(self.target_id, attribute) if attribute in self.world.facts.attributes else []
-            right = [o for o in reply.question.options if o != ANY and o in truth]
+            offered = [o for o in reply.question.options if o != ANY]
+            right = [o for o in offered if o in truth]
             if right:
                 return self._noted(Message(right[0]), Intent(require={attribute: (right[0],)}))
+            if truth and offered:  # it has a value, just not one of these
+                return self._noted(Message(REJECT_ALL), Intent(exclude={attribute: tuple(offered)}))
             return self._noted(Message(ANY), Intent(dont_care=(attribute,)))
         return self._noted(Message(REJECT_ALL), Intent(reject_all=True))
 

@@ -23,8 +23,10 @@ from retrieval.registry import Registry
 
 from .agenda import AgendaConfig, AgendaSimulator
 from .base import Intent, UserSimulator
+from .profiles import AGENDA_PROFILES, DEFAULT_PROFILE, PROFILES
 from .results import ConversationResult, TurnResult
 from .targets import ConversationPlan, SimulationWorld
+
 
 # factory(arg, *, world, plan, spec) -> UserSimulator; installed packages add users through the
 # entry-point group crs.simulated_users (see retrieval/registry.py).
@@ -80,15 +82,19 @@ class SimulatorSpec:
 
     kind: str = "agenda"
     llm: str | None = None
-    wrong_rate: float = 0.1
-    dont_know_rate: float = 0.0
+    wrong_rate: float | None = None  # None: the profile's (--noise)
+    dont_know_rate: float | None = None  # None: the profile's
     vision: bool = False
     patience: int | None = None
     timeout_s: float = 30.0  # per LLM call
-    profile: str = "critiquing"  # the agenda user's protocol: critiquing or mcr (simulators.agenda)
+    profile: str = DEFAULT_PROFILE  # one of PROFILES; "llm" goes with kind "llm"
 
     def __post_init__(self) -> None:
         SIMULATORS.check(self.kind)
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}")
+        if (self.profile == "llm") != (self.kind == "llm"):
+            raise ValueError("the llm profile is the llm simulator's, and the llm simulator has only that profile")
         if self.kind == "llm" and not self.llm:
             raise ValueError("the llm simulator needs a model: --llm SCHEME:MODEL (e.g. ollama:qwen2.5:7b)")
         if self.timeout_s <= 0:
@@ -96,9 +102,10 @@ class SimulatorSpec:
         self.agenda_config()  # rates and patience are checked there
 
     def agenda_config(self) -> AgendaConfig:
-        # The mcr protocol answers truthfully: no wrong or "don't know" answers.
-        noise = (0.0, 0.0) if self.profile == "mcr" else (self.wrong_rate, self.dont_know_rate)
-        return AgendaConfig(*noise, self.patience, self.profile)
+        """The agenda user's settings; for the LLM user, those of its fallback (the default profile)."""
+        profile = self.profile if self.profile in AGENDA_PROFILES else DEFAULT_PROFILE
+        return AgendaConfig.for_profile(profile, wrong_rate=self.wrong_rate, dont_know_rate=self.dont_know_rate,
+                                        patience=self.patience)
 
     def build(self, world: SimulationWorld, plan: ConversationPlan) -> UserSimulator:
         return SIMULATORS.create(self.kind, world=world, plan=plan, spec=self)

@@ -105,8 +105,6 @@ class RunConfig:
 
 def _spec_json(spec: SimulatorSpec) -> dict[str, Any]:
     data = dataclasses.asdict(spec) if dataclasses.is_dataclass(spec) else dict(vars(spec))
-    if data.get("profile") == "critiquing":  # the default: runs stored before profiles keep their identity
-        data.pop("profile")
     return data
 
 

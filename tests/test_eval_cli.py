@@ -104,7 +104,7 @@ def test_starts_choose_how_conversations_open(shapes_catalog, capsys) -> None:
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--simulator", "llm"], "--simulator llm needs an LLM"),
+    (["--simulator", "llm"], "the llm simulated user needs an LLM"),
     (["--policy", "clever"], "--policy clever: unknown policy"),
     (["--noise", "1.5"], "--noise is a probability"),
     (["--catalog", "nope"], "nope"),
@@ -140,11 +140,12 @@ def test_sizes_are_bounded_while_parsing(shapes_catalog, capsys, monkeypatch, ar
 
 def test_crs_imports_no_simulator_until_eval_runs() -> None:
     """The layering (import-linter holds it statically, tests/test_layers.py): the core never imports
-    the simulators; the command line reaches them only when `crs eval` runs."""
+    the simulators; the command line reaches them only when `crs eval` runs (the profiles' names and
+    descriptions, plain data, are its help text)."""
     code = ("import sys, crs.cli, crs.dialogue\n"
             "crs.cli.build_parser()\n"
             "loaded = sorted(m for m in sys.modules if m.startswith('simulators'))\n"
-            "assert loaded == [], loaded\n")
+            "assert loaded == ['simulators', 'simulators.profiles'], loaded\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 

@@ -320,9 +320,10 @@ def test_simulator_spec_is_checked_and_picklable(world) -> None:
     spec = SimulatorSpec(kind="agenda", wrong_rate=0.2, patience=4)
     assert pickle.loads(pickle.dumps(spec)) == spec
     built = spec.build(world, plan_conversations(world, 1, seed=0)[0])
-    assert isinstance(built, AgendaSimulator) and built.config == AgendaConfig(0.2, 0.0, 4)
+    assert isinstance(built, AgendaSimulator) and built.config == AgendaConfig(0.2, 0.1, 4, "realistic")
+    assert SimulatorSpec(profile="mcr").agenda_config() == AgendaConfig(0.0, 0.0, None, "mcr")
     for bad in ({"kind": "oracle"}, {"kind": "llm"}, {"wrong_rate": 1.5}, {"wrong_rate": 0.6, "dont_know_rate": 0.6},
-                {"patience": 0}):
+                {"patience": 0}, {"profile": "mcr", "wrong_rate": 0.1}, {"profile": "llm"}, {"profile": "polite"}):
         with pytest.raises(ValueError):
             SimulatorSpec(**bad)
 
@@ -380,7 +381,7 @@ def test_each_profile_keeps_its_protocol(shapes_catalog, profile: str) -> None: 
     searcher = CatalogSearch.open(store, catalog, "fake")
     dm = DialogueManager(store, searcher, k=2)
     world = SimulationWorld(store, catalog, searcher, dm.facts)
-    spec = SimulatorSpec(profile=profile, wrong_rate=0.3)
+    spec = SimulatorSpec(profile=profile, wrong_rate=None if profile == "mcr" else 0.3)
     rejections = 0
     for index in range(8):
         plan = plan_conversation(world, index, seed=3, starts={"text": 1.0})
@@ -395,6 +396,6 @@ def test_each_profile_keeps_its_protocol(shapes_catalog, profile: str) -> None: 
                     assert now.user_text != "none of these"  # a reason comes with it
             if previous.action == "ask" and profile == "mcr":  # a truthful click: the target's own value, or any
                 target_values = {v for values in world.values(plan.target_id).values() for v in values}
-                assert now.user_text in target_values | {"any"}
+                assert now.user_text in target_values | {"any", "none of these"}
         assert all(t.understood is not None for t in result.turns[1:] if t.user_text)  # intents recorded
     assert rejections > 0

@@ -25,6 +25,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from simulators.profiles import PROFILES
+
 SIMULATORS = ("agenda", "llm")
 # Upper bounds that stop a typo (--n 1000000000) from queueing days of work or a process per
 # core many times over; each is far above the runs this project makes (n=500, T=10, a few workers).
@@ -68,12 +70,11 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
     add_stage_options(ev)
     ev.add_argument("--policy", default="eig", help="the policy to evaluate: eig (default), always-recommend, "
                                                     "ask-N, random-ask, max-entropy[:N], llm, or a plugin's")
-    ev.add_argument("--profile", default="critiquing", choices=("critiquing", "mcr"),
-                    help="how the agenda user talks: critiquing (default: a reason with every rejection, noisy "
-                         "answers) or mcr (the field's multi-round protocol of EAR/SCPR/UNICORN: accepts only the "
-                         "target, rejects a page with 'none of these' and no reason, answers questions truthfully)")
+    ev.add_argument("--profile", choices=tuple(PROFILES), metavar="NAME",
+                    help="how the simulated user behaves (part of a run's identity): "
+                         + "; ".join(f"{name}: {text}" for name, text in PROFILES.items()).replace("%", "%%"))
     ev.add_argument("--simulator", default="agenda", metavar="NAME",
-                    help="agenda (rule-based, offline; default) or llm (needs --llm)")
+                    help="agenda (rule-based, offline; default) or llm (the llm profile; needs --llm)")
     ev.add_argument("--n", type=int_between(1, MAX_N), default=100,
                     help=f"conversations per policy (default 100, at most {MAX_N:,})")
     ev.add_argument("--max-turns", type=int_between(1, MAX_TURNS), default=10,
@@ -114,10 +115,17 @@ def simulator_spec(args: argparse.Namespace) -> Any:
 
     from simulators.conversation import SimulatorSpec
 
-    if args.simulator == "llm" and not args.llm:
-        raise UserError("--simulator llm needs an LLM: give --llm (e.g. ollama:qwen2.5:7b)")
-    settings: dict[str, Any] = {"kind": args.simulator, "llm": args.llm if args.simulator == "llm" else None,
-                                "vision": args.vision, "profile": args.profile}
+    from simulators.profiles import DEFAULT_PROFILE
+
+    kind, profile = args.simulator, args.profile
+    if "llm" in (kind, profile):  # the LLM user is a simulator and a profile at once
+        if profile not in (None, "llm") or kind not in ("agenda", "llm"):
+            raise UserError(f"--profile {profile} is the agenda user's; the llm simulator has only --profile llm")
+        kind, profile = "llm", "llm"
+        if not args.llm:
+            raise UserError("the llm simulated user needs an LLM: give --llm (e.g. ollama:qwen2.5:7b)")
+    settings: dict[str, Any] = {"kind": kind, "llm": args.llm if kind == "llm" else None,
+                                "vision": args.vision, "profile": profile or DEFAULT_PROFILE}
     if args.noise is not None:
         if not 0.0 <= args.noise <= 1.0:
             raise UserError(f"--noise is a probability between 0 and 1, got {args.noise}")
@@ -125,7 +133,7 @@ def simulator_spec(args: argparse.Namespace) -> Any:
     try:
         return SimulatorSpec(**settings)
     except ValueError as exc:
-        raise UserError(f"--simulator {args.simulator}: {exc}") from None
+        raise UserError(f"--simulator {kind} --profile {settings['profile']}: {exc}") from None
 
 
 def parse_starts(text: str | None) -> tuple[tuple[str, float], ...]:
