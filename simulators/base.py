@@ -26,8 +26,12 @@ class Intent:
     require: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # attribute -> wanted values
     exclude: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # attribute -> unwanted values
     accept: int | None = None  # the shown item (0-based) it accepts
-    reject_all: bool = False  # "none of these"
+    reject_all: bool | None = False  # "none of these"; None: either reading is right ("cuter")
     dont_care: tuple[str, ...] = ()  # attributes answered "any"
+    # For the report by kind of phrase: the move ("answer", "like-but", "vague", ...) and how its
+    # values were said ("exact", "synonym", "typo", "filler", ...; simulators.wording).
+    kind: str = ""
+    forms: tuple[str, ...] = ()
 
     def matches(self, understood: Mapping[str, Any] | None) -> bool:
         """Whether ``understood`` (a critique as the dialogue manager stores it: require,
@@ -40,7 +44,7 @@ class Intent:
         return (values(understood.get("require")) == values(self.require)
                 and values(understood.get("exclude")) == values(self.exclude)
                 and understood.get("accept") == self.accept
-                and bool(understood.get("reject_all")) == self.reject_all
+                and (self.reject_all is None or bool(understood.get("reject_all")) == self.reject_all)
                 and frozenset(understood.get("dont_care") or ()) == frozenset(self.dont_care))
 
 

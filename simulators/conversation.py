@@ -25,7 +25,8 @@ from .agenda import AgendaConfig, AgendaSimulator
 from .base import Intent, UserSimulator
 from .profiles import AGENDA_PROFILES, DEFAULT_PROFILE, PROFILES
 from .results import ConversationResult, TurnResult
-from .targets import ConversationPlan, SimulationWorld
+from .targets import ConversationPlan
+from .world import SimulationWorld
 
 
 # factory(arg, *, world, plan, spec) -> UserSimulator; installed packages add users through the
@@ -93,8 +94,13 @@ class SimulatorSpec:
         SIMULATORS.check(self.kind)
         if self.profile not in PROFILES:
             raise ValueError(f"unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}")
+        # The LLM user is a simulator and a profile at once: either name selects it.
+        if self.kind == "llm" and self.profile == DEFAULT_PROFILE:
+            object.__setattr__(self, "profile", "llm")
+        elif self.profile == "llm" and self.kind == "agenda":
+            object.__setattr__(self, "kind", "llm")
         if (self.profile == "llm") != (self.kind == "llm"):
-            raise ValueError("the llm profile is the llm simulator's, and the llm simulator has only that profile")
+            raise ValueError(f"the llm simulator has only the llm profile, not {self.profile!r}")
         if self.kind == "llm" and not self.llm:
             raise ValueError("the llm simulator needs a model: --llm SCHEME:MODEL (e.g. ollama:qwen2.5:7b)")
         if self.timeout_s <= 0:

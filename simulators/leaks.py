@@ -24,11 +24,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from crs.understanding.rule_parser import STOPWORDS
-
 REDACTED = "[redacted]"
 MIN_ID_CHARS = 3  # shorter ids ("7", "ab") turn up in ordinary text by chance
-# Function words and shop words beyond the parser's STOPWORDS: never evidence of a leak.
+# Function words and shop words: never evidence of a leak (the simulator's own list, not the parser's).
 COMMON_WORDS = frozenset("""
 about above after all also and another any are around back because before being below best between both
 but can color colour could does down each else even every few for from full get good great has have her his
@@ -37,7 +35,10 @@ nice not off old only other our out over own part right same set she should side
 take than that the their them then there these they thing this those too two under until upon use used
 very want was way well were what when where which while who whose why will with without would yet you
 your big large one two three four five six seven eight nine ten first second third
-""".split()) | frozenset(STOPWORDS)
+again am as at been did find give had here hmm i'm im image images item items kind look looking maybe
+need now okay ones picture pictures please really search see show similar something sort sticker stickers
+style that's things type yeah yes
+""".split())
 
 _WORD = re.compile(r"[^\W_]+")
 

@@ -24,18 +24,27 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from crs.llm.backends import load_chat_model
+from crs.llm.pictures import data_url
 from crs.llm.structured import LLMError, invoke_text
-from crs.llm.vocabulary import format_value
-from crs.policy.base import ANY
 from crs.turn import Message, Reply
 from retrieval.images import ImageLoadError, load_image
 
-from .agenda import AgendaConfig, AgendaSimulator
+from .agenda import ANY_OPTION, AgendaConfig, AgendaSimulator
 from .base import TurnNotes, UserSimulator
 from .prompts import load_prompt
-from .targets import ConversationPlan, SimulationWorld
+from .targets import ConversationPlan
+from .world import SimulationWorld
 
 log = logging.getLogger(__name__)
+
+
+def format_value(value: str | float | list[str], most: int = 3) -> str:
+    """An item's value for the brief: a tag list shortened to its first few."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return format(value, "g")
+    return ", ".join(list(value)[:most])
 
 DEFAULT_TIMEOUT_S = 30.0
 MAX_TOKENS = 120  # a shopper's line is a sentence or two; longer output is a runaway
@@ -124,7 +133,7 @@ class LLMSimulator(UserSimulator):
         if reply.action == "ask" and reply.question is not None:
             options = ", ".join(o for o in reply.question.options)
             values["question"] = f"It asks about {reply.question.attribute}; the options: {options} " \
-                                 f"(\u201c{ANY}\u201d: you do not mind)."
+                                 f"(\u201c{ANY_OPTION}\u201d: you do not mind)."
         if reply.items:
             values["shown"] = "It shows:\n" + "\n".join(f"#{n}. {item.title}" for n, item in enumerate(reply.items, 1))
         return values
@@ -154,8 +163,6 @@ class LLMSimulator(UserSimulator):
         return HumanMessage(content=content)
 
     def _picture(self) -> str | None:
-        from crs.llm.reader import data_url
-
         source = self.world.images.get(self.target_id)
         if not source:
             return None

@@ -122,7 +122,7 @@ class ShardWorker:
     def __init__(self, config: RunConfig) -> None:
         from crs import assemble
 
-        from .targets import SimulationWorld
+        from .world import SimulationWorld
 
         self.config = config
         self.settings = config.settings()
@@ -132,8 +132,9 @@ class ShardWorker:
             raise UserError(f"catalog {config.catalog!r} changed while the run was being set up; start it again")
         self.searcher = assemble.open_searcher(self.store, self.catalog, self.settings)
         self._dms: dict[str, DialogueManager] = {}
-        first = self.dialogue_manager(config.policies[0])  # the world shares its catalog facts
-        self.world = SimulationWorld(self.store, self.catalog, self.searcher, first.facts)
+        self.dialogue_manager(config.policies[0])  # opened before the first task, as every resource
+        # The simulated users' own view of the catalog; their eye is the index's picture vectors.
+        self.world = SimulationWorld(self.store, self.catalog, self.searcher.index)
         self._plans: dict[int, ConversationPlan] = {}
         # The world builds its tables (values, concept groups, image vectors) on first use: here,
         # in setup time, by planning and building (not running) conversation 0's simulated user.

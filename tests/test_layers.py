@@ -18,7 +18,21 @@ def lint(*args: str) -> subprocess.CompletedProcess[str]:
 def test_the_import_contracts_hold() -> None:
     result = lint()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "0 broken" in result.stdout and "Contracts: 4 kept" in result.stdout
+    assert "0 broken" in result.stdout and "Contracts: 5 kept" in result.stdout
+    # Issue 14: the simulated users are independent of what they measure.
+    assert "Simulated users know the catalog and the replies, never the system's" in " ".join(result.stdout.split())
+
+
+def test_the_simulated_users_boundary_catches_an_indirect_import(tmp_path: Path) -> None:
+    """The independence contract is live: the conversation loop (the harness, not a user) does reach
+    the parser through the dialogue manager, and the same contract put on it fails."""
+    config = tmp_path / "contracts.ini"
+    config.write_text("[importlinter]\nroot_packages =\n    crs\n    simulators\n    retrieval\n"
+                      "include_external_packages = True\n\n"
+                      "[importlinter:contract:loop]\nname = loop\ntype = forbidden\nsource_modules =\n"
+                      "    simulators.conversation\nforbidden_modules =\n    crs.understanding\n")
+    result = lint("--config", str(config))
+    assert result.returncode != 0 and "crs.understanding" in result.stdout
 
 
 def test_a_broken_contract_fails_the_check(tmp_path: Path) -> None:

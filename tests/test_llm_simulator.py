@@ -13,18 +13,19 @@ from simulators.conversation import SimulatorSpec, run_conversation
 from simulators.leaks import REDACTED
 from simulators.llm_user import LLMSimulator, clean_line
 from simulators.metrics import summarize
-from simulators.targets import ConversationPlan, SimulationWorld
+from simulators.targets import ConversationPlan
+from simulators.world import SimulationWorld
 from tests.test_simulators import item, reply_showing
 
 
 @pytest.fixture
 def world(shapes_catalog) -> SimulationWorld:
-    return SimulationWorld(*shapes_catalog, CatalogSearch.open(*shapes_catalog, "fake"))
+    return SimulationWorld(*shapes_catalog, CatalogSearch.open(*shapes_catalog, "fake").index)
 
 
 @pytest.fixture
 def dm(world) -> DialogueManager:
-    return DialogueManager(world.store, world.searcher, facts=world.facts, k=3)
+    return DialogueManager(world.store, CatalogSearch.open(world.store, world.catalog, "fake"), k=3)
 
 
 def llm_user(world, target: str, replies: list[str], *, start: str = "text", sleep: float | None = None,

@@ -1,4 +1,8 @@
-"""Simulated users on the shapes catalog: plans, phrasing, the agenda user, the conversation loop."""
+"""Simulated users on the shapes catalog: plans, the phrase bank, the agenda user, the conversation loop.
+
+What a simulated user meant is checked against its own intent and the catalog, never through the
+system's parser: the simulator is independent of what it measures.
+"""
 from __future__ import annotations
 
 import pickle
@@ -6,16 +10,17 @@ import random
 
 import pytest
 
-from crs.understanding.parser import ParseContext, ShownItem
 from crs.dialogue import DialogueManager
 from crs.policy import load_policy
 from crs.search import CatalogSearch
-from crs.turn import Critique, Question, Reference, Reply, ReplyItem
-from simulators import phrasing
+from crs.turn import Question, Reply, ReplyItem
+from simulators import wording
 from simulators.agenda import AgendaConfig, AgendaSimulator
+from simulators.base import Intent
 from simulators.conversation import SimulatorSpec, run_conversation
 from simulators.leaks import REDACTED, LeakDetector
-from simulators.targets import START_KINDS, ConversationPlan, SimulationWorld, plan_conversations
+from simulators.targets import START_KINDS, ConversationPlan, plan_conversations
+from simulators.world import SimulationWorld
 
 
 @pytest.fixture
@@ -25,12 +30,12 @@ def searcher(shapes_catalog) -> CatalogSearch:
 
 @pytest.fixture
 def world(shapes_catalog, searcher) -> SimulationWorld:
-    return SimulationWorld(shapes_catalog[0], shapes_catalog[1], searcher)
+    return SimulationWorld(shapes_catalog[0], shapes_catalog[1], searcher.index)
 
 
 @pytest.fixture
-def dm(shapes_catalog, searcher, world) -> DialogueManager:
-    return DialogueManager(shapes_catalog[0], searcher, facts=world.facts, k=3)
+def dm(shapes_catalog, searcher) -> DialogueManager:
+    return DialogueManager(shapes_catalog[0], searcher, k=3)
 
 
 def item(world: SimulationWorld, external_id: str) -> int:
@@ -42,9 +47,10 @@ def reply_showing(world: SimulationWorld, *external_ids: str) -> Reply:
     return Reply("Here are some.", "recommend", items=items)
 
 
-def parse(world: SimulationWorld, text: str, shown: list[int] = (), question: Question | None = None) -> Critique:
-    shown_items = [ShownItem(i, world.titles[i], world.values(i)) for i in shown]
-    return world.parser.parse(text, ParseContext(world.facts, shown_items, question))
+def said(user: AgendaSimulator) -> Intent:
+    """What the user meant by its last message."""
+    assert user.notes.intent is not None
+    return user.notes.intent
 
 
 # -- the world and the plans --------------------------------------------------------------------------
@@ -96,147 +102,173 @@ def test_start_kinds_follow_the_mix_and_their_pictures(world) -> None:
         plan_conversations(world, 1, seed=1, starts={"video": 1.0})
 
 
-# -- phrasing ----------------------------------------------------------------------------------------------
+# -- the phrase bank ---------------------------------------------------------------------------------------
 
-SHOWN = ["red-circle-flat", "blue-square-outline", "green-star-flat", "blue-circle-flat", "red-triangle-outline"]
-
-
-def _phrase_cases(world):
-    rng = random.Random(0)
-    shown = [item(world, e) for e in SHOWN]
-    question = Question("colour", ["blue", "red", "any"])
-    two = [("colour", "blue"), ("shape", "circle")]
-    return [
-        ("answer", phrasing.answers(rng, "colour", "blue"), phrasing.ANSWER, [], question),
-        ("answer not offered", phrasing.answers(rng, "colour", "green"), phrasing.ANSWER, shown, question),
-        ("don't know", phrasing.dont_know(rng, "colour"), phrasing.DONT_KNOW, shown, question),
-        ("don't care", phrasing.dont_care(rng, "colour"), phrasing.DONT_CARE, [], question),
-        ("wish", phrasing.wishes(rng, two), phrasing.WISH, [], None),
-        ("opening", phrasing.openings(rng, two), phrasing.OPENING_TEXT, [], None),
-        ("opening with picture", phrasing.image_openings(rng, [("style", "outline")]), phrasing.OPENING_IMAGE_CHANGE,
-         [], None),
-        ("picture alone", phrasing.image_openings(rng, []), phrasing.OPENING_IMAGE, [], None),
-        ("like but", phrasing.like_but(rng, 1, two), phrasing.LIKE_BUT, shown, None),
-        ("like but not", phrasing.like_but(rng, 3, [("style", "outline")], negative=True), phrasing.LIKE_BUT_NOT,
-         shown, None),
-        ("more like", phrasing.more_like(rng, 2), phrasing.MORE_LIKE, shown, None),
-        ("not item", phrasing.not_item(rng, 4), phrasing.NOT_ITEM, shown, None),
-        ("reject all", phrasing.reject_all(rng), phrasing.REJECT_ALL, shown, None),
-        ("accept", phrasing.accept(rng, 1), phrasing.ACCEPT, shown, None),
-    ]
+def test_a_value_has_many_surface_forms_of_its_own() -> None:
+    forms = dict(wording.surface_forms("line-art"))
+    assert forms["line-art"] == "exact" and forms["line art"] == "variant" and forms["lineart"] == "variant"
+    assert forms["outline"] == "synonym" and forms["line drawing"] == "synonym"
+    compound = dict(wording.surface_forms("food & drink"))
+    assert compound["food and drink"] == "variant" and compound["drink"] == "part" and compound["snack"] == "synonym"
+    assert dict(wording.surface_forms("3d"))["3D"] == "variant"
+    assert wording.surface_forms("zebra") == [("zebra", "exact")]  # nothing to vary: said as written
 
 
-def test_every_template_filled_parses_to_its_intent(world) -> None:
-    for name, phrases, pool, shown, question in _phrase_cases(world):
-        assert len(phrases) == len(pool), name  # every template of the pool was tried
-        for phrase in phrases:
-            parsed = parse(world, phrase.text, shown, question)
-            assert phrasing.understood(parsed, phrase.intent), (name, phrase.text, parsed)
-            assert parsed.text == "", (name, phrase.text, parsed.text)  # no stray words become a soft wish
+def test_the_phrase_bank_produces_varied_lines_with_their_intent() -> None:
+    talk = wording.Wording(random.Random(3), typo_rate=0.2, filler_rate=0.3)
+    answers = [talk.answer("colour", "grey") for _ in range(200)]
+    texts = {a.text for a in answers}
+    assert len(texts) > 40  # templates x surface forms x fillers x typos
+    assert {"gray", "greyish"} & {w for t in texts for w in t.replace(",", " ").split()}
+    assert all(a.intent == Intent(require={"colour": ("grey",)}, kind="answer", forms=a.intent.forms) for a in answers)
+    forms = {f for a in answers for f in a.intent.forms}
+    assert {"exact", "synonym", "typo", "filler"} <= forms
+    like = talk.like_but(1, [("colour", "blue"), ("shape", "star")])
+    assert like.intent.require == {"colour": ("blue",), "shape": ("star",)} and like.intent.kind == "like-but"
+    assert ("2" in like.text) or ("second" in like.text)
+    not_blue = talk.like_but(0, [("colour", "blue")], negative=True)
+    assert not_blue.intent.exclude == {"colour": ("blue",)} and not not_blue.intent.require
+    both = wording.combine(talk.reject_all(), talk.wish([("shape", "star")]))
+    assert both.intent.reject_all is True and both.intent.require == {"shape": ("star",)}
+    assert both.intent.kind == "reject-all+wish"
+    assert talk.vague().intent.reject_all is None  # "cuter": rejecting the page or not, both readings fine
+    far = [talk.accept(12).text for _ in range(10)]
+    assert all("13" in t for t in far)  # past the tenth item only "#n" templates remain
 
 
-def test_intents_are_what_they_say(world) -> None:
-    like = phrasing.like_but(random.Random(1), 1, [("colour", "blue")])[0]
-    assert like.intent.references == [Reference(1, True)] and like.intent.require == {"colour": ["blue"]}
-    refuse = phrasing.like_but(random.Random(1), 0, [("style", "outline")], negative=True)[0]
-    assert refuse.intent.exclude == {"style": ["outline"]}
-    both = phrasing.combine(phrasing.reject_all(random.Random(1))[0],
-                            phrasing.wishes(random.Random(1), [("shape", "star")])[0])
-    assert both.intent.reject_all and both.intent.require == {"shape": ["star"]} and ", " in both.text
-    # understood() is strict: a misread phrase is caught.
-    assert not phrasing.understood(parse(world, "not blue"), Critique(require={"colour": ["blue"]}))
-    assert phrasing.accept(random.Random(0), 12)  # past the tenth item only "#n" templates remain
-    assert all("#13" in p.text for p in phrasing.accept(random.Random(0), 12))
+def test_typos_are_one_slip_in_a_long_word() -> None:
+    talk = wording.Wording(random.Random(0))
+    for _ in range(50):
+        slipped = talk.typo("triangle please")
+        assert slipped != "triangle please" and abs(len(slipped) - len("triangle please")) <= 1
+    assert talk.typo("red") == "red"  # nothing long enough to slip on
 
-
-# -- the agenda user --------------------------------------------------------------------------------------
 
 def agenda(world: SimulationWorld, target: str, *, seed: int = 0, start: str = "text", **config) -> AgendaSimulator:
+    """An agenda user looking for ``target``: the critiquing profile unless told, settings overridden."""
     plan = ConversationPlan(0, seed, item(world, target), start)
-    return AgendaSimulator(world, plan, AgendaConfig(**config))
+    return AgendaSimulator(world, plan, AgendaConfig.for_profile(config.pop("profile", "critiquing"), **config))
 
 
 def test_opening_per_start_kind(world) -> None:
-    text = agenda(world, "blue-star-outline").respond(None)
+    target = item(world, "blue-star-outline")
+    user = agenda(world, "blue-star-outline")
+    text = user.respond(None)
     assert text.images == () and text.text
-    parsed = parse(world, text.text)
-    assert len(parsed.require) == 2 and all(world.value_list(item(world, "blue-star-outline"), a) == v
-                                            for a, v in parsed.require.items())
-    cross = agenda(world, "blue-star-outline", start="other-style-image").respond(None)
+    meant = said(user)
+    assert meant.kind == "opening-text" and len(meant.require) == 2
+    assert all(set(v) <= set(world.value_list(target, a)) for a, v in meant.require.items())
+    cross_user = agenda(world, "blue-star-outline", start="other-style-image")
+    cross = cross_user.respond(None)
     assert cross.images == (world.images[item(world, "blue-star-flat")],)
-    assert parse(world, cross.text).require == {"style": ["outline"]}  # "like this but outline"
+    assert said(cross_user).require == {"style": ("outline",)}  # "like this but outline", in some words
 
 
 @pytest.mark.parametrize("attribute", ["shape", "colour", "style"])
 def test_noise_free_answers_are_the_targets_values(world, attribute) -> None:
-    values = list(world.facts.attributes[attribute].values)
+    values = list(world.attributes[attribute].values)
     for target in ("red-circle-flat", "green-star-outline", "blue-triangle-flat"):
-        truth = world.value_list(item(world, target), attribute)
+        truth = tuple(world.value_list(item(world, target), attribute))
         for seed in range(4):
-            user = agenda(world, target, seed=seed, wrong_rate=0.0)
+            user = agenda(world, target, seed=seed, wrong_rate=0.0, profile="critiquing")
             user.respond(None)
             options = random.Random(seed).sample(values, len(values)) + ["any"]
-            question = Question(attribute, options)
-            answer = user.respond(Reply("?", "ask", question))
-            assert parse(world, answer.text, question=question).require == {attribute: truth}
-            # Its value not offered: the user names it anyway.
+            user.respond(Reply("?", "ask", Question(attribute, options)))
+            assert said(user).require == {attribute: truth}
+            # Its value not offered: the critiquing user names it anyway.
             offered = [v for v in values if v not in truth] + ["any"]
-            named = user.respond(Reply("?", "ask", Question(attribute, offered)))
-            assert parse(world, named.text, question=Question(attribute, offered)).require == {attribute: truth}
+            user.respond(Reply("?", "ask", Question(attribute, offered)))
+            assert said(user).require == {attribute: truth}
+
+
+def test_realistic_users_click_type_or_say_none_fit(world) -> None:
+    question = Question("shape", ["circle", "square", "any"])
+    kinds, missed = set(), set()
+    for seed in range(40):
+        user = agenda(world, "green-star-outline", seed=seed, wrong_rate=0.0, dont_know_rate=0.0, profile="realistic")
+        user.respond(None)
+        message = user.respond(Reply("?", "ask", Question("shape", ["star", "square", "any"])))
+        kinds.add(said(user).kind)
+        if said(user).kind == "click":
+            assert message.text == "star"
+        user.respond(Reply("?", "ask", question))  # its star is not offered
+        missed.add(said(user).kind)
+        if said(user).kind == "none-of-the-options":
+            assert said(user).exclude == {"shape": ("circle", "square")}
+        else:
+            assert said(user).require == {"shape": ("star",)}
+    assert kinds == {"click", "answer"} and missed == {"none-of-the-options", "answer"}
 
 
 def test_seeded_noise_is_reproducible_and_wrong_answers_are_other_options(world) -> None:
     question = Question("shape", ["circle", "square", "triangle", "star", "any"])
 
-    def answers(seed: int) -> list[str]:
+    def answers(seed: int) -> list[tuple[str, Intent]]:
         user = agenda(world, "red-circle-flat", seed=seed, wrong_rate=0.5)
         user.respond(None)
-        return [user.respond(Reply("?", "ask", question)).text for _ in range(40)]
+        return [(user.respond(Reply("?", "ask", question)).text, said(user)) for _ in range(40)]
 
     first = answers(5)
     assert answers(5) == first
     assert answers(6) != first
-    read = [parse(world, text, question=question).require["shape"] for text in first]
-    wrong = sum(r != ["circle"] for r in read)
+    read = [meant.require["shape"] for _, meant in first]
+    assert all(len(r) == 1 and r[0] in question.options for r in read)
+    wrong = sum(r != ("circle",) for r in read)
     assert 8 <= wrong <= 32  # about half, never all or none
     dont_know = agenda(world, "red-circle-flat", wrong_rate=0.0, dont_know_rate=1.0)
     dont_know.respond(None)
-    assert parse(world, dont_know.respond(Reply("?", "ask", question)).text, question=question).dont_care == ["shape"]
+    dont_know.respond(Reply("?", "ask", question))
+    assert said(dont_know).dont_care == ("shape",) and said(dont_know).kind == "dont-know"
 
 
 def test_critiques_point_at_the_closest_item_and_ask_for_the_target(world) -> None:
     target = item(world, "red-circle-flat")
     for seed in range(12):
-        user = agenda(world, "red-circle-flat", seed=seed)
+        user = agenda(world, "red-circle-flat", seed=seed, profile="critiquing")
         user.respond(None)
         shown = ["blue-circle-flat", "green-square-outline", "green-star-outline"]
         message = user.respond(reply_showing(world, *shown))
-        parsed = parse(world, message.text, [item(world, e) for e in shown])
-        assert parsed.references == [Reference(0, True)]  # the blue circle agrees on shape and style
-        assert all(set(v) <= set(world.value_list(target, a)) for a, v in parsed.require.items())
-        assert all(not set(v) & set(world.value_list(target, a)) for a, v in parsed.exclude.items())
-        assert parsed.require or parsed.exclude
+        meant = said(user)
+        assert meant.kind in ("like-but", "like-but-not")
+        assert "1" in message.text or "first" in message.text  # the blue circle agrees on shape and style
+        assert all(set(v) <= set(world.value_list(target, a)) for a, v in meant.require.items())
+        assert all(not set(v) & set(world.value_list(target, a)) for a, v in meant.exclude.items())
+        assert meant.require or meant.exclude
 
 
 def test_nothing_close_is_rejected_and_the_target_is_accepted(world) -> None:
-    user = agenda(world, "red-circle-flat")
+    user = agenda(world, "red-circle-flat", profile="critiquing")
     user.respond(None)
     far = ["green-square-outline", "blue-star-outline", "green-triangle-outline"]
-    parsed = parse(world, user.respond(reply_showing(world, *far)).text, [item(world, e) for e in far])
-    assert parsed.reject_all and not parsed.references
+    user.respond(reply_showing(world, *far))
+    assert said(user).reject_all is True and said(user).kind.startswith("reject-all")
     with_target = ["blue-circle-flat", "red-circle-flat", "green-star-flat"]
     accepted = user.respond(reply_showing(world, *with_target))
-    assert parse(world, accepted.text, [item(world, e) for e in with_target]).accept == 1
+    assert said(user).accept == 1 and ("2" in accepted.text or "second" in accepted.text)
+
+
+def test_realistic_rejections_come_with_a_reason_about_half_the_time(world) -> None:
+    kinds = []
+    for seed in range(200):
+        user = agenda(world, "red-circle-flat", seed=seed, profile="realistic")
+        user.respond(None)
+        user.respond(reply_showing(world, "blue-circle-flat", "green-square-outline"))
+        kinds.append(said(user).kind)
+    reasons = sum(k.startswith(("like-but", "more-like")) or "wish" in k for k in kinds) / len(kinds)
+    assert 0.35 <= reasons <= 0.65
+    assert 0.15 <= kinds.count("vague") / len(kinds) <= 0.35
+    assert 0.15 <= kinds.count("reject-all") / len(kinds) <= 0.35
 
 
 def test_when_every_value_agrees_the_picture_decides(world) -> None:
-    user = agenda(world, "red-circle-flat", seed=2)
+    user = agenda(world, "red-circle-flat", seed=2, profile="critiquing")
     user.agenda = ["shape"]  # a user who only cares about the shape: every circle agrees
     user.respond(None)
     shown = [item(world, e) for e in ("blue-circle-outline", "red-circle-outline", "green-circle-flat")]
     nearest = max(range(3), key=lambda p: world.image_similarity(item(world, "red-circle-flat"), shown)[p])
-    parsed = parse(world, user.respond(reply_showing(world, *map(world.external_ids.get, shown))).text, shown)
-    assert parsed.references[0] == Reference(nearest, True)
+    message = user.respond(reply_showing(world, *map(world.external_ids.get, shown)))
+    assert said(user).kind.startswith("more-like")
+    assert str(nearest + 1) in message.text or wording.ORDINALS[nearest] in message.text
 
 
 def test_gives_up_after_its_patience(world) -> None:
@@ -248,12 +280,14 @@ def test_gives_up_after_its_patience(world) -> None:
     assert user.gave_up
     with pytest.raises(ValueError):
         AgendaConfig(patience=0)
+    drawn = {agenda(world, "red-circle-flat", seed=seed, profile="realistic").patience for seed in range(60)}
+    assert drawn <= set(range(4, 11)) and len(drawn) >= 5  # drawn per user
 
 
 # -- whole conversations -----------------------------------------------------------------------------------
 
 def test_conversations_reach_the_target(world, dm) -> None:
-    spec = SimulatorSpec(wrong_rate=0.1)
+    spec = SimulatorSpec(profile="critiquing", wrong_rate=0.1)
     plans = plan_conversations(world, 12, seed=11)
     results = [run_conversation(dm, spec.build(world, p), p, max_turns=8) for p in plans]
     assert sum(r.success for r in results) >= 10
@@ -271,7 +305,7 @@ def test_a_conversation_replays_exactly(world, shapes_catalog, searcher) -> None
     plan = plan_conversations(world, 4, seed=2)[3]
 
     def run() -> dict:
-        dm = DialogueManager(shapes_catalog[0], searcher, facts=world.facts, k=2)
+        dm = DialogueManager(shapes_catalog[0], searcher, k=2)
         data = run_conversation(dm, AgendaSimulator(world, plan, AgendaConfig(wrong_rate=0.3)), plan,
                                 max_turns=6).to_json()
         for t in data["turns"]:
@@ -286,7 +320,7 @@ def test_every_policy_meets_the_same_targets_and_openings(world, shapes_catalog,
     plans = plan_conversations(world, 5, seed=9)
     opened = {}
     for policy in ("eig", "always-recommend"):
-        dm = DialogueManager(shapes_catalog[0], searcher, facts=world.facts, policy=load_policy(policy), k=3)
+        dm = DialogueManager(shapes_catalog[0], searcher, policy=load_policy(policy), k=3)
         results = [run_conversation(dm, SimulatorSpec().build(world, p), p, max_turns=3) for p in plans]
         opened[policy] = [(r.target_id, r.start, r.turns[0].user_text, r.turns[0].user_images) for r in results]
     assert opened["eig"] == opened["always-recommend"]
@@ -322,8 +356,11 @@ def test_simulator_spec_is_checked_and_picklable(world) -> None:
     built = spec.build(world, plan_conversations(world, 1, seed=0)[0])
     assert isinstance(built, AgendaSimulator) and built.config == AgendaConfig(0.2, 0.1, 4, "realistic")
     assert SimulatorSpec(profile="mcr").agenda_config() == AgendaConfig(0.0, 0.0, None, "mcr")
+    assert SimulatorSpec(kind="llm", llm="fake:x.json").profile == "llm"  # either name selects the LLM user
+    assert SimulatorSpec(profile="llm", llm="fake:x.json").kind == "llm"
     for bad in ({"kind": "oracle"}, {"kind": "llm"}, {"wrong_rate": 1.5}, {"wrong_rate": 0.6, "dont_know_rate": 0.6},
-                {"patience": 0}, {"profile": "mcr", "wrong_rate": 0.1}, {"profile": "llm"}, {"profile": "polite"}):
+                {"patience": 0}, {"profile": "mcr", "wrong_rate": 0.1}, {"profile": "llm"}, {"profile": "polite"},
+                {"kind": "llm", "llm": "fake:x.json", "profile": "mcr"}):
         with pytest.raises(ValueError):
             SimulatorSpec(**bad)
 
@@ -375,12 +412,13 @@ def test_each_profile_keeps_its_protocol(shapes_catalog, profile: str) -> None: 
     from crs.search import CatalogSearch
     from crs.dialogue import DialogueManager
     from simulators.conversation import SimulatorSpec, run_conversation
-    from simulators.targets import SimulationWorld, plan_conversation
+    from simulators.targets import plan_conversation
+    from simulators.world import SimulationWorld
 
     store, catalog = shapes_catalog
     searcher = CatalogSearch.open(store, catalog, "fake")
     dm = DialogueManager(store, searcher, k=2)
-    world = SimulationWorld(store, catalog, searcher, dm.facts)
+    world = SimulationWorld(store, catalog, searcher.index)
     spec = SimulatorSpec(profile=profile, wrong_rate=None if profile == "mcr" else 0.3)
     rejections = 0
     for index in range(8):

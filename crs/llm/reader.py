@@ -8,8 +8,6 @@ with the transformers reader (:mod:`crs.understanding.hf_reader`), which prompts
 """
 from __future__ import annotations
 
-import base64
-import io
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -22,12 +20,12 @@ from crs.understanding.offline_reader import COLOUR_ATTRIBUTES
 from crs.turn import ImageReading
 from crs.llm import vocabulary
 from crs.llm.backends import load_chat_model
+from crs.llm.pictures import data_url
 from crs.llm.prompts import Prompt, load_prompt
 from crs.llm.structured import LLMError, ask_json, one_of, value_lists
 
 MAX_TOKENS = 300  # a reading is a few values and a caption; a model that rambles is cut off early
 DEFAULT_TIMEOUT_S = 30.0  # reading a picture takes a vision model several times longer than text
-MAX_SIDE = 768  # pixels; larger pictures cost tokens and upload time without telling a model more
 MAX_CAPTION = 200
 MAX_COLOURS = 5
 
@@ -89,17 +87,6 @@ def reading_from_answer(answer: ReadingAnswer, facts: CatalogFacts, source: str)
 def _caption(attributes: dict[str, list[str]]) -> str:
     words = [values[0] for values in attributes.values() if values][:3]
     return "a " + " ".join(words + ["picture"]) if words else "a picture"
-
-
-def data_url(image: Image.Image) -> str:
-    """The picture as a PNG data URL, shrunk to at most MAX_SIDE pixels a side."""
-    image = image.convert("RGB")
-    if max(image.size) > MAX_SIDE:
-        image = image.copy()
-        image.thumbnail((MAX_SIDE, MAX_SIDE))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 class LLMImageReader(ImageReader):
