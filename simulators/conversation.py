@@ -45,6 +45,13 @@ def _understood(dm: DialogueManager, session: str, intent: Intent | None) -> boo
     return intent.matches((turns[-1].get("understanding") or {}).get("critique")) if turns else None
 
 
+def phrase_of(intent: Intent | None) -> str | None:
+    """The intent's kind of phrase and value forms as one label: "like-but: synonym, typo"."""
+    if intent is None or not intent.kind:
+        return None
+    return f"{intent.kind}: {', '.join(intent.forms)}" if intent.forms else intent.kind
+
+
 def run_conversation(dm: DialogueManager, simulator: UserSimulator, plan: ConversationPlan, *,
                      max_turns: int) -> ConversationResult:
     if max_turns < 1:
@@ -67,7 +74,7 @@ def run_conversation(dm: DialogueManager, simulator: UserSimulator, plan: Conver
         understood = _understood(dm, session, notes.intent)
         turns.append(TurnResult(number, message.text, len(message.images), reply.action, shown, list(reply.ranking),
                                 notes.leaked, [*notes.fallbacks, *reply.fallbacks], round(latency_ms, 3),
-                                understood))
+                                understood, phrase_of(notes.intent)))
         if plan.target_id in shown:
             success_turn = number
             break

@@ -25,6 +25,9 @@ class TurnResult:
     # The system understood exactly what the user meant (simulators.base.Intent); None when the
     # user recorded no intent for the turn.
     understood: bool | None = None
+    # What kind of phrase the user sent and how it said its values ("like-but: synonym, typo"),
+    # from the intent; None when none was recorded. For the understanding rate by kind of phrase.
+    phrase: str | None = None
 
 
 @dataclass(frozen=True)
