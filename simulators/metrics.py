@@ -26,6 +26,12 @@ conversation c's success turn (None on failure).
 
 With n = 0 every mean is None and ``success_by_turn`` is T Nones.
 
+Per opening (:func:`by_start`): the same figures over the conversations that opened one way
+(``ConversationResult.start``: text, similar-image, other-style-image), each with its bootstrap
+95% interval, including SR@5/10/15 (the share with ``s_c <= t``, None where t > T) and the
+understanding rate, whose interval resamples conversations (a ratio of sums: understood turns /
+turns with a recorded meaning; :func:`stats.bootstrap_ci` with ``weights``).
+
 :func:`per_conversation` gives the per-conversation values behind the five means (keyed by the
 figure each averages), so :func:`confidence_intervals` can bootstrap them
 (:mod:`simulators.stats`); ``summarize`` reads its means from the same values, so the two never
@@ -41,13 +47,21 @@ from typing import Any
 import numpy as np
 
 from .results import ConversationResult
-from .stats import RESAMPLES, bootstrap_ci, contain
+from .stats import RESAMPLES, bootstrap_ci, contain, outward
 
 SR_AT = (5, 10, 15)
 # The figures that are a mean of one value per conversation, in per_conversation's order.
 PER_CONVERSATION = ("success_rate", "avg_turns", "hdcg", "recall_at_k", "questions_per_conversation")
 # Those that ``crs eval`` gives a bootstrap confidence interval (``ci95``).
 CI_FIELDS = ("success_rate", "avg_turns", "hdcg", "questions_per_conversation")
+# The figures of each opening kind (:func:`by_start`), every one with an interval.
+BY_START_FIELDS = ("success_rate", "sr_at_5", "sr_at_10", "sr_at_15", "avg_turns", "hdcg",
+                   "questions_per_conversation", "understanding_rate")
+# Every figure :func:`confidence_intervals` can give an interval for.
+INTERVAL_FIELDS = (*PER_CONVERSATION, "sr_at_5", "sr_at_10", "sr_at_15", "understanding_rate")
+# How the openings are listed (simulators.targets.START_KINDS, from the least to the most help the
+# user gives); a kind not named here comes after these, alphabetically.
+START_ORDER = ("text", "similar-image", "other-style-image")
 
 
 def truncate(result: ConversationResult, max_turns: int) -> ConversationResult:
@@ -97,21 +111,43 @@ def per_conversation(results: Sequence[ConversationResult], *, max_turns: int, k
     return {name: np.asarray(column, dtype=np.float64) for name, column in values.items()}
 
 
+def _interval_inputs(results: Sequence[ConversationResult], *, max_turns: int, k: int
+                     ) -> dict[str, tuple[np.ndarray, np.ndarray | None] | None]:
+    """Per figure of :data:`INTERVAL_FIELDS`: (one value per conversation, weights or None) whose
+    (weighted) mean is the figure; None for SR@t with t > T (no such figure)."""
+    values: dict[str, tuple[np.ndarray, np.ndarray | None] | None] = {
+        name: (column, None) for name, column in per_conversation(results, max_turns=max_turns, k=k).items()}
+    runs = [truncate(r, max_turns) for r in results]
+    for t in SR_AT:
+        values[f"sr_at_{t}"] = (np.asarray([r.success_turn is not None and r.success_turn <= t for r in runs],
+                                           dtype=np.float64), None) if t <= max_turns else None
+    recorded = [[bool(turn.understood) for turn in r.turns if turn.understood is not None] for r in runs]
+    values["understanding_rate"] = (np.asarray([sum(u) / len(u) if u else 0.0 for u in recorded], dtype=np.float64),
+                                    np.asarray([len(u) for u in recorded], dtype=np.float64))
+    return values
+
+
 def confidence_intervals(results: Sequence[ConversationResult], *, max_turns: int, k: int,
                          seed: int = 0, resamples: int = RESAMPLES,
-                         estimates: dict[str, Any] | None = None) -> dict[str, list[float] | None]:
-    """``{figure: [lo, hi]}``: the percentile bootstrap 95% interval of each of :data:`CI_FIELDS` (None
-    with no conversations). Every figure is resampled with the same draws of conversations (one
-    ``seed``), as the figures come from the same conversations. ``estimates`` (``summarize``'s output)
-    widens each interval to hold its printed figure against last-bit rounding (:func:`stats.contain`)."""
-    values = per_conversation(results, max_turns=max_turns, k=k)
+                         estimates: dict[str, Any] | None = None,
+                         fields: Sequence[str] = CI_FIELDS) -> dict[str, list[float] | None]:
+    """``{figure: [lo, hi]}``: the percentile bootstrap 95% interval of each of ``fields`` (default
+    :data:`CI_FIELDS`; any of :data:`INTERVAL_FIELDS`), None with no conversations (and for SR@t with
+    t > T, or the understanding rate when no turn recorded its meaning). Every figure is resampled
+    with the same ``seed``, as the figures come from the same conversations. ``estimates``
+    (``summarize``'s output) widens each interval to hold its printed figure against last-bit
+    rounding (:func:`stats.contain`)."""
+    unknown = [name for name in fields if name not in INTERVAL_FIELDS]
+    if unknown:
+        raise ValueError(f"no interval for {', '.join(unknown)}; choose from {', '.join(INTERVAL_FIELDS)}")
+    inputs = _interval_inputs(results, max_turns=max_turns, k=k)
     out: dict[str, list[float] | None] = {}
-    for name in CI_FIELDS:
-        interval = contain(bootstrap_ci(values[name], resamples=resamples, seed=seed),
-                           None if estimates is None else estimates.get(name))
-        # Rounded outwards to 6 decimals: readable JSON (no 0.27012499999999934), still holding the figure.
-        out[name] = None if interval is None else [math.floor(interval[0] * 1e6) / 1e6,
-                                                   math.ceil(interval[1] * 1e6) / 1e6]
+    for name in fields:
+        given = inputs[name]
+        interval = None if given is None else contain(
+            bootstrap_ci(given[0], weights=given[1], resamples=resamples, seed=seed),
+            None if estimates is None else estimates.get(name))
+        out[name] = outward(interval)  # 6 decimals, still holding the figure
     return out
 
 
@@ -150,3 +186,27 @@ def summarize(results: Sequence[ConversationResult], *, max_turns: int, k: int,
     for t in SR_AT:
         summary[f"sr_at_{t}"] = by_turn[t - 1] if t <= max_turns else None
     return summary
+
+
+def start_kinds(results: Sequence[ConversationResult]) -> list[str]:
+    """The opening kinds present in ``results``, in :data:`START_ORDER` (others after, alphabetically)."""
+    present = {r.start for r in results}
+    return [kind for kind in START_ORDER if kind in present] + sorted(present - set(START_ORDER))
+
+
+def by_start(results: Sequence[ConversationResult], *, max_turns: int, k: int, seed: int = 0,
+             resamples: int = RESAMPLES) -> dict[str, dict[str, Any]]:
+    """``{opening kind: figures}`` over the conversations that opened that way (kinds in
+    :func:`start_kinds`' order, only those present): n, :data:`BY_START_FIELDS`, success_by_turn, and
+    ``ci95`` with an interval (or None) for each of :data:`BY_START_FIELDS`. Every figure is what
+    :func:`summarize` gives for those conversations alone."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in start_kinds(results):
+        subset = [r for r in results if r.start == kind]
+        summary = summarize(subset, max_turns=max_turns, k=k)
+        entry: dict[str, Any] = {"n": summary["n"], **{name: summary[name] for name in BY_START_FIELDS},
+                                 "success_by_turn": summary["success_by_turn"]}
+        entry["ci95"] = confidence_intervals(subset, max_turns=max_turns, k=k, seed=seed, resamples=resamples,
+                                             estimates=summary, fields=BY_START_FIELDS)
+        out[kind] = entry
+    return out

@@ -10,6 +10,13 @@ over the seeds, :func:`format_spread_table` / :func:`markdown_spread_table` show
 :func:`write_seeds_report` writes each seed's usual report in ``DIR/seed-S/`` with ``DIR/report.md``
 holding the spread and every seed's table.
 
+Figures that carry ``by_start`` (``crs eval --compare`` adds it: :func:`simulators.metrics.by_start`)
+also get the per-opening table, one row per policy and opening kind (text, similar-image,
+other-style-image): SR, SR@5/10/15, average turns, hDCG, questions and understanding rate, each
+with its bootstrap 95% interval (:func:`format_by_start_table`, :func:`markdown_by_start_table`;
+:func:`format_table` and the report append it). :func:`format_agreement` /
+:func:`write_agreement_report` show ``crs eval --agreement`` (:mod:`simulators.agreement`).
+
 Plots use matplotlib's object API (``Figure`` + the Agg canvas), never pyplot, so nothing
 process-wide (the backend, open figures) changes and no display is needed.
 """
@@ -86,24 +93,63 @@ def describe_run(figures: Sequence[dict[str, Any]], config: dict[str, Any] | Non
     return line
 
 
-def _aligned(headers: list[str], rows: list[list[str]]) -> list[str]:
+def _aligned(headers: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
+    """Columns padded to their widest cell: the first ``left`` ones left-aligned, the rest right-aligned."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+    line = lambda cells: "  ".join(c.ljust(w) if i < left else c.rjust(w)  # noqa: E731
                                    for i, (c, w) in enumerate(zip(cells, widths)))
     return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
-def _markdown(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" if i == 0 else "---:"
+def _markdown(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" if i < left else "---:"
                                                              for i in range(len(headers))) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
 
 def format_table(figures: Sequence[dict[str, Any]]) -> str:
-    """The metrics as an aligned plain-text table, one row per policy."""
+    """The metrics as an aligned plain-text table, one row per policy; then, when the figures carry
+    ``by_start``, the per-opening table (:func:`format_by_start_table`) after a blank line."""
     headers = [name for name, _ in COLUMNS]
-    return "\n".join([describe_run(figures), "", *_aligned(headers, _rows(figures))])
+    lines = [describe_run(figures), "", *_aligned(headers, _rows(figures))]
+    if any(f.get("by_start") for f in figures):
+        lines += ["", format_by_start_table(figures)]
+    return "\n".join(lines)
+
+
+# -- per opening kind (the figures' by_start) -----------------------------------------------------------
+
+# (column title, figure, digits): each shown with its ci95 interval.
+BY_START_COLUMNS = (("SR", "success_rate", 3), ("SR@5", "sr_at_5", 3), ("SR@10", "sr_at_10", 3),
+                    ("SR@15", "sr_at_15", 3), ("avg turns", "avg_turns", 2), ("hDCG", "hdcg", 3),
+                    ("questions", "questions_per_conversation", 2), ("understood", "understanding_rate", 3))
+BY_START_NOTE = ("SR@t: success within t turns, n/a where t > T; a failure counts T+1 turns; brackets: the "
+                 "percentile bootstrap 95% interval over that opening's conversations")
+
+
+def _by_start_table(figures: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    headers = ["policy", "opening", "n", *(title for title, _, _ in BY_START_COLUMNS)]
+    rows = []
+    for figure in figures:
+        for kind, entry in (figure.get("by_start") or {}).items():
+            rows.append([str(figure["policy"]), kind, str(entry["n"]),
+                         *(_with_ci(name, digits)(entry) for _, name, digits in BY_START_COLUMNS)])
+    return headers, rows
+
+
+def format_by_start_table(figures: Sequence[dict[str, Any]]) -> str:
+    """Per policy and opening kind: SR, SR@5/10/15, average turns, hDCG, questions and understanding
+    rate, each "value [lo, hi]"; empty when no figure carries ``by_start``."""
+    headers, rows = _by_start_table(figures)
+    if not rows:
+        return ""
+    return "\n".join([f"By opening. {BY_START_NOTE}.", "", *_aligned(headers, rows, left=2)])
+
+
+def markdown_by_start_table(figures: Sequence[dict[str, Any]]) -> str:
+    headers, rows = _by_start_table(figures)
+    return _markdown(headers, rows, left=2) if rows else ""
 
 
 def markdown_table(figures: Sequence[dict[str, Any]]) -> str:
@@ -225,6 +271,9 @@ def write_report(folder: Path, figures: Sequence[dict[str, Any]], results: dict[
         "Openings (weights): " + (", ".join(f"{kind} {weight:g}" for kind, weight in config["starts"].items())
                                   if config.get("starts") else "the default mix"),
         "",
+        *(["## By opening", "", f"How the conversation opened: text only, a picture of a similar item, or a "
+           f"picture of the target in another style. {BY_START_NOTE}.", "", by_start, ""]
+          if (by_start := markdown_by_start_table(figures)) else []),
         "## Success rate by turn",
         "",
         f"![Success rate by turn, one line per policy]({SUCCESS_PLOT})",
@@ -235,6 +284,70 @@ def write_report(folder: Path, figures: Sequence[dict[str, Any]], results: dict[
         "",
     ])
     path = folder / "report.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- agreement between simulated users (crs eval --agreement) --------------------------------------------
+
+
+def _agreement_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    names = list(data["success_rate"])
+    ci = data.get("ci95") or {}
+
+    def with_ci(value: float | None, interval: list[float] | None) -> str:
+        if value is None:
+            return "n/a"
+        return f"{value:.3f}" + ("" if interval is None else f" [{interval[0]:.3f}, {interval[1]:.3f}]")
+
+    table = data["table"]
+    rates = ci.get("success_rate") or {}
+    rows = [(f"success rate, {name} user", with_ci(data["success_rate"][name], rates.get(name))) for name in names]
+    rows += [("success agreement", with_ci(data["agreement"], ci.get("agreement"))),
+             ("Cohen's kappa", "n/a" if data["kappa"] is None else f"{data['kappa']:.3f}"),
+             ("conversations: both succeed / " + " / ".join(f"{name} only" for name in names) + " / neither",
+              " / ".join(str(table[key]) for key in ("both", *(f"{name} only" for name in names), "neither")))]
+    return rows
+
+
+def describe_agreement(data: dict[str, Any]) -> str:
+    names = list(data["success_rate"])
+    runs = data.get("run_ids") or {}
+    line = (f"policy {data.get('policy', '?')} on the same {data['n']} conversation plans (T={data['max_turns']}, "
+            f"k={data.get('k', '?')}, seed {data.get('seed', '?')}) with the {names[0]} user "
+            f"({data.get('profile', names[0])} profile) and the {names[1]} user")
+    if runs:
+        line += f"; runs {', '.join(runs[name] for name in names if name in runs)}"
+    return line
+
+
+def format_agreement(data: dict[str, Any]) -> str:
+    """``crs eval --agreement`` as plain text: what ran, then each user's SR, the agreement and kappa."""
+    rows = _agreement_rows(data)
+    width = max(len(label) for label, _ in rows)
+    return "\n".join([describe_agreement(data), "", *(f"{label.ljust(width)}  {value}" for label, value in rows),
+                      "", "brackets: percentile bootstrap 95% interval over the conversations; kappa 1 = always "
+                          "agree, 0 = chance level (defined as 1 when both users are constant and agree)"])
+
+
+def write_agreement_report(folder: Path, data: dict[str, Any]) -> Path:
+    """``DIR/agreement.md`` for ``crs eval --agreement --report DIR``; returns its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "\n".join([
+        "# Agreement between simulated users",
+        "",
+        describe_agreement(data) + f"; written {datetime.utcnow():%Y-%m-%d %H:%M} UTC.",
+        "",
+        _markdown(["figure", "value"], [[label, value] for label, value in _agreement_rows(data)]),
+        "",
+        "Success agreement: the share of conversations whose success (within T turns) is the same under both "
+        "users. Cohen's kappa corrects it for the agreement two independent users with these success rates would "
+        "reach by chance: 1 always agree, 0 chance level, below 0 worse than chance (defined as 1 when both users "
+        "succeed on every conversation or both fail on every one). Brackets: the percentile bootstrap 95% "
+        "interval over the conversations.",
+        "",
+    ])
+    path = folder / "agreement.md"
     path.write_text(text, encoding="utf-8")
     return path
 

@@ -45,7 +45,8 @@ Interval = tuple[float, float]
 
 
 def bootstrap_ci(values: Sequence[float] | np.ndarray, *, confidence: float = CONFIDENCE,
-                 resamples: int = RESAMPLES, seed: int | np.random.Generator = 0) -> Interval | None:
+                 resamples: int = RESAMPLES, seed: int | np.random.Generator = 0,
+                 weights: Sequence[float] | np.ndarray | None = None) -> Interval | None:
     """The percentile bootstrap ``confidence`` interval of the mean of ``values``; None when empty.
 
     ``resamples`` means of n values drawn with replacement from ``values``; the interval runs from
@@ -55,6 +56,14 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, *, confidence: float = CO
     needed, to hold the sample mean itself: for a mean the percentile interval holds it anyway but
     in degenerate cases (a resample mean lies below the sample mean with probability well inside
     2.5%..97.5%), so this mostly absorbs float rounding, and ``lo <= mean <= hi`` can be relied on.
+
+    ``weights`` (one per value, >= 0) makes it the interval of the weighted mean
+    ``sum(w * v) / sum(w)``, resampling the (value, weight) pairs together: the cluster bootstrap of
+    a ratio of sums, e.g. a per-turn rate (understood turns / recorded turns) whose turns come in
+    conversations, each conversation a pair (its rate, its turns). Pairs of weight 0 are still drawn
+    (they change how many weighted pairs a resample gets); a resample that draws only such pairs has
+    no mean and is left out. None when every weight is 0. Without ``weights`` nothing changes: the
+    same draws, the same interval as before weights existed.
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
@@ -67,6 +76,8 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, *, confidence: float = CO
     if not np.all(np.isfinite(data)):
         raise ValueError("bootstrap_ci needs finite values")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if weights is not None:
+        return _weighted_bootstrap_ci(data, weights, confidence=confidence, resamples=resamples, rng=rng)
     distinct, counts = np.unique(data, return_counts=True)
     if distinct.size == 1:  # every resample is the same data: nothing varies
         value = float(distinct[0])
@@ -79,6 +90,32 @@ def bootstrap_ci(values: Sequence[float] | np.ndarray, *, confidence: float = CO
     return min(lo, centre), max(hi, centre)
 
 
+def _weighted_bootstrap_ci(data: np.ndarray, weights: Sequence[float] | np.ndarray, *, confidence: float,
+                           resamples: int, rng: np.random.Generator) -> Interval | None:
+    """:func:`bootstrap_ci` with ``weights``: the same count resampling, over distinct (value, weight) pairs."""
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    if w.shape != data.shape:
+        raise ValueError(f"weights must have one value per value, got {w.size} for {data.size}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("weights must be finite and >= 0")
+    total = float(w.sum())
+    if total == 0.0:
+        return None
+    centre = float((data * w).sum() / total)
+    if np.unique(data[w > 0]).size == 1:  # every weighted value the same: every resample's mean is it
+        return centre, centre
+    pairs, counts = np.unique(np.column_stack([data, w]), axis=0, return_counts=True)
+    draws = rng.multinomial(data.size, counts / data.size, size=resamples)
+    mass = draws @ pairs[:, 1]
+    kept = mass > 0  # a resample of weight-0 pairs only has no mean
+    means = (draws[kept] @ (pairs[:, 0] * pairs[:, 1])) / mass[kept]
+    if means.size == 0:  # only with a handful of resamples of mostly weight-0 pairs
+        return centre, centre
+    tail = (1.0 - confidence) / 2.0
+    lo, hi = (float(q) for q in np.percentile(means, [100.0 * tail, 100.0 * (1.0 - tail)]))
+    return min(lo, centre), max(hi, centre)
+
+
 def contain(interval: Interval | None, estimate: float | None) -> Interval | None:
     """``interval`` widened to hold ``estimate``: a figure computed by another summation order (plain
     Python ``sum`` / n, as :func:`simulators.metrics.summarize` does) can differ from numpy's mean in
@@ -86,6 +123,15 @@ def contain(interval: Interval | None, estimate: float | None) -> Interval | Non
     if interval is None or estimate is None:
         return interval
     return min(interval[0], estimate), max(interval[1], estimate)
+
+
+def outward(interval: Interval | None, digits: int = 6) -> list[float] | None:
+    """``[lo, hi]`` rounded outwards to ``digits`` decimals (readable JSON, no 0.27012499999999934,
+    and still holding everything the unrounded interval held); None stays None."""
+    if interval is None:
+        return None
+    scale = 10.0 ** digits
+    return [math.floor(interval[0] * scale) / scale, math.ceil(interval[1] * scale) / scale]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ DESIGN_FIELDS = {"policy", "simulator", "n", "max_turns", "success_rate", "avg_t
                  "success_by_turn", "questions_per_conversation", "leak_rate", "conversations_per_second",
                  "turn_latency_ms"}
 EXTRA_FIELDS = {"understanding_rate", "profile", "sr_at_5", "sr_at_10", "sr_at_15", "k", "seed", "run_id", "ci95"}
+# Each opening kind's figures in by_start (--compare, --by-start), beside its n, curve and ci95.
+BY_START_FIELDS = {"success_rate", "sr_at_5", "sr_at_10", "sr_at_15", "avg_turns", "hdcg",
+                   "questions_per_conversation", "understanding_rate"}
 
 
 def crs_eval(capsys: pytest.CaptureFixture[str], store, *argv: str) -> tuple[int, str, str]:
@@ -66,7 +69,18 @@ def test_compare_json_report_and_table(shapes_catalog, capsys, tmp_path: Path) -
     assert code == 0, err
     figures = json.loads(out)
     assert isinstance(figures, list) and [f["policy"] for f in figures] == ["eig", *BASELINES]
-    assert all(set(f) == DESIGN_FIELDS | EXTRA_FIELDS and f["run_id"] == "cmp" for f in figures)
+    # --compare adds the per-opening figures; every other field is the single run's.
+    assert all(set(f) == DESIGN_FIELDS | EXTRA_FIELDS | {"by_start"} and f["run_id"] == "cmp" for f in figures)
+    for figure in figures:
+        by_start = figure["by_start"]
+        assert set(by_start) <= {"text", "similar-image", "other-style-image"}
+        assert sum(entry["n"] for entry in by_start.values()) == 3
+        for entry in by_start.values():
+            assert set(entry) == BY_START_FIELDS | {"n", "success_by_turn", "ci95"}
+            assert set(entry["ci95"]) == BY_START_FIELDS - {"n"}
+            assert entry["sr_at_5"] is None and entry["ci95"]["sr_at_5"] is None  # T = 3 < 5
+            lo, hi = entry["ci95"]["success_rate"]
+            assert lo <= entry["success_rate"] <= hi
 
     text = (report / "report.md").read_text(encoding="utf-8")
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
@@ -78,13 +92,24 @@ def test_compare_json_report_and_table(shapes_catalog, capsys, tmp_path: Path) -
     for policy in ["eig", *BASELINES]:
         assert f"| {policy} |" in text
     assert "Openings (weights): other-style-image 0.4, similar-image 0.3, text 0.3" in text
+    section = text.split("## By opening", 1)[1]
+    kinds = list(figures[0]["by_start"])
+    for policy in ["eig", *BASELINES]:
+        assert all(f"| {policy} | {kind} |" in section for kind in kinds)
 
     # Without --json: the same run read back as a table, one row per policy.
     code, out, err = crs_eval(capsys, store, "--n", "3", "--max-turns", "3", "--compare", "--run-id", "cmp")
     assert code == 0, err
     lines = out.splitlines()
     assert "run cmp" in lines[0] and "SR@5" in lines[2] and "conv/s" in lines[2]
-    assert [line.split()[0] for line in lines[4:]] == ["eig", *BASELINES]
+    policies_end = lines.index("", 4)
+    assert [line.split()[0] for line in lines[4:policies_end]] == ["eig", *BASELINES]
+    # Then the per-opening table: a row per policy and opening, in the JSON's order.
+    assert lines[policies_end + 1].startswith("By opening.")
+    header, rows = lines[policies_end + 3], lines[policies_end + 5:]
+    assert header.split()[:3] == ["policy", "opening", "n"] and "SR@10" in header and "understood" in header
+    assert [row.split()[:3] for row in rows] == [[f["policy"], kind, str(entry["n"])]
+                                                for f in figures for kind, entry in f["by_start"].items()]
 
 
 def test_starts_choose_how_conversations_open(shapes_catalog, capsys) -> None:

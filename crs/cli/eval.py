@@ -16,6 +16,15 @@ beside SR and average turns in the table. ``--seeds 0,1,2`` runs the same config
 seed, each its own stored run (``ID-seedS``, ID from ``--run-id`` or a fresh name), by calling
 ``evaluate`` once per seed (the runner's run-id and resume logic stay per run, so the same line
 again resumes or reads back every seed), and adds the mean, sd, min and max over seeds.
+
+With ``--compare`` (or ``--by-start``) each policy's figures also carry ``by_start``: the figures
+per opening kind with their intervals (:func:`simulators.metrics.by_start`), printed as a second
+table and written in the report.
+
+``--agreement`` runs the policy on the same plans twice, with the agenda user (``--profile``, default
+realistic) and with the LLM user (``--llm``), as two stored runs ``ID-PROFILE`` and ``ID-llm`` (each
+resumes on its own), and reports both success rates, the per-conversation success agreement and
+Cohen's kappa (:mod:`simulators.agreement`).
 """
 from __future__ import annotations
 
@@ -96,10 +105,23 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
                          "(default other-style-image=0.4,similar-image=0.3,text=0.3; 'text' alone: text=1)")
     ev.add_argument("--vision", action="store_true", help="show the LLM user its target's picture")
     ev.add_argument("--run-id", metavar="ID", help="name of the run in the store; the same ID resumes it")
-    ev.add_argument("--compare", action="store_true", help="also run every baseline on the same conversations")
+    ev.add_argument("--compare", action="store_true",
+                    help="also run every baseline on the same conversations; adds the per-opening figures "
+                         "(as --by-start)")
+    ev.add_argument("--by-start", action="store_true",
+                    help="also give the figures per opening kind (text, similar-image, other-style-image): SR, "
+                         "SR@5/10/15, avg turns, hDCG, questions, understanding rate, each with its 95%% interval "
+                         "(a second table; by_start in JSON); on with --compare")
+    ev.add_argument("--agreement", action="store_true",
+                    help="run --policy on the same --n plans with the agenda user (--profile, default realistic) "
+                         "and with the LLM user (needs --llm), as runs ID-PROFILE and ID-llm (each resumable), and "
+                         "report both success rates, the share of conversations whose success agrees and Cohen's "
+                         "kappa (1 when both users are constant and agree); not with --compare or --seeds")
     ev.add_argument("--json", action="store_true", help="print JSON: one object, or a list with --compare; with "
-                                                        "--seeds, {seeds, runs, seed_spread}")
-    ev.add_argument("--report", metavar="DIR", help="write DIR/report.md with the table and PNG plots")
+                                                        "--seeds, {seeds, runs, seed_spread}; with --agreement, "
+                                                        "{success_rate, agreement, kappa, table, ci95, runs, ...}")
+    ev.add_argument("--report", metavar="DIR", help="write DIR/report.md with the table and PNG plots (with "
+                                                    "--agreement: DIR/agreement.md and each run's report)")
     ev.set_defaults(run=cmd_eval)
 
 
@@ -157,15 +179,22 @@ def parse_starts(text: str | None) -> tuple[tuple[str, float], ...]:
         raise UserError(f"--starts {text!r}: {exc}") from None
 
 
-def with_ci95(outcome: Any) -> list[dict[str, Any]]:
+def with_ci95(outcome: Any, *, by_start: bool = False) -> list[dict[str, Any]]:
     """The run's figures (``RunOutcome.figures``), each with its ``ci95`` object added (the existing
-    fields untouched): ``{figure: [lo, hi]}`` for SR, average turns, hDCG and questions per conversation."""
+    fields untouched): ``{figure: [lo, hi]}`` for SR, average turns, hDCG and questions per conversation;
+    with ``by_start``, also ``by_start``: ``{opening kind: {n, figures..., ci95}}``
+    (:func:`simulators.metrics.by_start`)."""
+    from simulators.metrics import by_start as per_opening
     from simulators.metrics import confidence_intervals
 
     figures = outcome.figures()
     for figure in figures:
-        figure["ci95"] = confidence_intervals(outcome.results[figure["policy"]], max_turns=outcome.config.max_turns,
+        results = outcome.results[figure["policy"]]
+        figure["ci95"] = confidence_intervals(results, max_turns=outcome.config.max_turns,
                                               k=outcome.config.k, seed=BOOTSTRAP_SEED, estimates=figure)
+        if by_start:
+            figure["by_start"] = per_opening(results, max_turns=outcome.config.max_turns, k=outcome.config.k,
+                                             seed=BOOTSTRAP_SEED)
     return figures
 
 
@@ -192,10 +221,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     seeds: tuple[int, ...] | None = args.seeds
     seed = seeds[0] if seeds else args.seed
+    if args.agreement:
+        check_agreement_options(args)
     policies = policies_to_run(args.policy, args.compare)
     for policy in policies:  # a typo fails here, before any model loads
         load_policy_option(policy, llm=args.llm, seed=seed)
     stages = tuple((name, value) for name in ("parser", "reader", "writer") if (value := getattr(args, name)))
+    # With --agreement this is the agenda side; the LLM side differs in its simulator only.
     config = RunConfig(policies=policies, simulator=simulator_spec(args), n=args.n, max_turns=args.max_turns,
                        k=args.k, seed=seed, catalog=args.catalog or DEMO_CATALOG, embedder=args.embedder,
                        llm=args.llm, starts=parse_starts(args.starts), stages=stages)
@@ -213,10 +245,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"run {outcome.run_id} is finished: its stored figures (nothing was run)", file=sys.stderr)
         return outcome
 
+    if args.agreement:
+        return _eval_agreement(args, store, config, run)
     if seeds:
         return _eval_seeds(args, store, config, seeds, run)
     outcome = run(config, args.run_id)
-    figures = with_ci95(outcome)
+    figures = with_ci95(outcome, by_start=args.compare or args.by_start)
     if args.report:
         from pathlib import Path
 
@@ -239,7 +273,7 @@ def _eval_seeds(args: argparse.Namespace, store: Any, config: Any, seeds: tuple[
 
     run_ids = seed_run_ids(args.run_id or new_run_id(), seeds)
     outcomes = [run(replace(config, seed=seed), run_id) for seed, run_id in zip(seeds, run_ids)]
-    runs = [with_ci95(outcome) for outcome in outcomes]
+    runs = [with_ci95(outcome, by_start=args.compare or args.by_start) for outcome in outcomes]
     spreads = seed_spread(runs)
     if args.report:
         from pathlib import Path
@@ -252,6 +286,68 @@ def _eval_seeds(args: argparse.Namespace, store: Any, config: Any, seeds: tuple[
                           "seed_spread": spreads if args.compare else spreads[0]}, indent=2))
     else:
         print("\n\n".join([*(format_table(r) for r in runs), format_spread_table(spreads)]))
+    return 0
+
+
+def check_agreement_options(args: argparse.Namespace) -> None:
+    """``--agreement``'s own rules, checked before anything loads: one policy, one seed, an agenda
+    profile on one side (``--profile``, default realistic) and the LLM user (``--llm``) on the other."""
+    from crs.errors import UserError
+
+    if args.compare or args.seeds:
+        raise UserError("--agreement runs one policy with one seed: leave out --compare and --seeds")
+    if args.simulator != "agenda" or args.profile == "llm":
+        raise UserError("--agreement runs the agenda user (--profile realistic, critiquing or mcr) against the llm "
+                        "user itself: leave out --simulator llm and --profile llm")
+    if not args.llm:
+        raise UserError("--agreement needs the LLM user's model: give --llm (e.g. ollama:qwen2.5:7b)")
+
+
+def agreement_run_ids(base: str, profile: str) -> dict[str, str]:
+    """The two stored runs of ``--agreement --run-id BASE``: ``{"agenda": BASE-PROFILE, "llm": BASE-llm}``."""
+    from crs.errors import UserError
+
+    ids = {"agenda": f"{base}-{profile}", "llm": f"{base}-llm"}
+    if too_long := [i for i in ids.values() if len(i) > 100]:
+        raise UserError(f"--run-id {base!r}: with --agreement the run ids ({too_long[0]!r}) pass 100 characters; "
+                        "give a shorter --run-id")
+    return ids
+
+
+def _eval_agreement(args: argparse.Namespace, store: Any, config: Any,
+                    run: Callable[[Any, str | None], Any]) -> int:
+    """``--agreement``: the policy on the same plans with the agenda user, then with the LLM user (two
+    stored runs, same configuration but the simulator), and how far their successes agree."""
+    from dataclasses import replace
+
+    from simulators.agreement import success_agreement
+    from simulators.report import format_agreement, write_agreement_report, write_report
+    from simulators.runner import new_run_id
+
+    profile = config.simulator.profile
+    llm_spec = simulator_spec(argparse.Namespace(**{**vars(args), "simulator": "llm", "profile": "llm"}))
+    run_ids = agreement_run_ids(args.run_id or new_run_id(), profile)
+    configs = {"agenda": config, "llm": replace(config, simulator=llm_spec)}
+    outcomes = {name: run(configs[name], run_ids[name]) for name in ("agenda", "llm")}
+    policy = config.policies[0]
+    data: dict[str, Any] = {
+        "policy": policy, "n": config.n, "max_turns": config.max_turns, "k": config.k, "seed": config.seed,
+        "profile": profile, "llm": args.llm, "run_ids": run_ids,
+        **success_agreement(outcomes["agenda"].results[policy], outcomes["llm"].results[policy],
+                            max_turns=config.max_turns, names=("agenda", "llm"), seed=BOOTSTRAP_SEED),
+    }
+    data["runs"] = {name: with_ci95(outcome, by_start=args.by_start)[0] for name, outcome in outcomes.items()}
+    if args.report:
+        from pathlib import Path
+
+        folder = Path(args.report).expanduser()
+        for name, outcome in outcomes.items():
+            write_report(folder / name, [data["runs"][name]], outcome.results, outcome.config.identity())
+        print(f"report: {write_agreement_report(folder, data)}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(format_agreement(data))
     return 0
 
 
