@@ -8,7 +8,7 @@ the system reads and which it does not, the input to work on understanding.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from .results import ConversationResult
@@ -38,15 +38,31 @@ def understanding_by_phrase(results: Iterable[ConversationResult]) -> dict[str, 
             for group, counts in tallies.items()}
 
 
-def format_misreadings(figures: dict[str, dict[str, dict[str, Any]]], *, least: int = 1) -> str:
+GROUPS = (("by_kind", "kind of phrase"), ("by_form", "how values were said"))
+
+
+def _worst_first(figures: dict[str, dict[str, dict[str, Any]]], group: str) -> list[tuple[str, dict[str, Any]]]:
+    return sorted(figures.get(group, {}).items(), key=lambda kv: kv[1]["understood"])
+
+
+def format_misreadings(figures: dict[str, dict[str, dict[str, Any]]]) -> str:
     """The two tables as aligned text, worst understood first."""
     lines: list[str] = []
-    for group, title in (("by_kind", "kind of phrase"), ("by_form", "how values were said")):
-        rows: Sequence[tuple[str, dict[str, Any]]] = sorted(
-            ((k, v) for k, v in figures.get(group, {}).items() if v["n"] >= least), key=lambda kv: kv[1]["understood"])
+    for group, title in GROUPS:
+        rows = _worst_first(figures, group)
         if not rows:
             continue
         width = max(len(title), *(len(k) for k, _ in rows))
         lines += [f"{title:<{width}}  turns  understood", *(f"{k:<{width}}  {v['n']:>5}  {v['understood']:>10.1%}"
                                                          for k, v in rows), ""]
     return "\n".join(lines).rstrip()
+
+
+def markdown_misreadings(figures: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """The two tables in Markdown, worst understood first."""
+    parts = []
+    for group, title in GROUPS:
+        if rows := _worst_first(figures, group):
+            parts.append("\n".join([f"| {title} | turns | understood |", "|---|---:|---:|",
+                                     *(f"| {k} | {v['n']} | {v['understood']:.1%} |" for k, v in rows)]))
+    return "\n\n".join(parts)

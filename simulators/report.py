@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .misreadings import format_misreadings, markdown_misreadings
 from .results import ConversationResult
 from .stats import spread
 
@@ -115,6 +116,9 @@ def format_table(figures: Sequence[dict[str, Any]]) -> str:
     lines = [describe_run(figures), "", *_aligned(headers, _rows(figures))]
     if any(f.get("by_start") for f in figures):
         lines += ["", format_by_start_table(figures)]
+    if figures and figures[0].get("understanding_by_phrase"):
+        lines += ["", f"What the system understood of the simulated user ({figures[0]['policy']}), worst first:",
+                  format_misreadings(figures[0]["understanding_by_phrase"])]
     return "\n".join(lines)
 
 
@@ -274,6 +278,10 @@ def write_report(folder: Path, figures: Sequence[dict[str, Any]], results: dict[
         *(["## By opening", "", f"How the conversation opened: text only, a picture of a similar item, or a "
            f"picture of the target in another style. {BY_START_NOTE}.", "", by_start, ""]
           if (by_start := markdown_by_start_table(figures)) else []),
+        *(["## Understanding by kind of phrase", "", f"Turns of the {figures[0]['policy']} run whose meaning the "
+           "simulated user recorded, and the share the system understood exactly, by the kind of phrase and by how "
+           "its values were said (exact, a variant, a synonym, a part, a typo, with filler words).", "",
+           markdown_misreadings(phrases), ""] if (phrases := figures[0].get("understanding_by_phrase")) else []),
         "## Success rate by turn",
         "",
         f"![Success rate by turn, one line per policy]({SUCCESS_PLOT})",

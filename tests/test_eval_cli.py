@@ -69,8 +69,14 @@ def test_compare_json_report_and_table(shapes_catalog, capsys, tmp_path: Path) -
     assert code == 0, err
     figures = json.loads(out)
     assert isinstance(figures, list) and [f["policy"] for f in figures] == ["eig", *BASELINES]
-    # --compare adds the per-opening figures; every other field is the single run's.
-    assert all(set(f) == DESIGN_FIELDS | EXTRA_FIELDS | {"by_start"} and f["run_id"] == "cmp" for f in figures)
+    # --compare adds the per-opening figures and the understanding by kind of phrase; every other
+    # field is the single run's.
+    assert all(set(f) == DESIGN_FIELDS | EXTRA_FIELDS | {"by_start", "understanding_by_phrase"}
+               and f["run_id"] == "cmp" for f in figures)
+    phrases = figures[0]["understanding_by_phrase"]
+    assert set(phrases) == {"by_kind", "by_form"} and phrases["by_kind"]
+    recorded = sum(t["n"] for t in phrases["by_kind"].values())
+    assert all(0.0 <= t["understood"] <= 1.0 for t in phrases["by_kind"].values()) and recorded >= 3
     for figure in figures:
         by_start = figure["by_start"]
         assert set(by_start) <= {"text", "similar-image", "other-style-image"}
@@ -92,6 +98,7 @@ def test_compare_json_report_and_table(shapes_catalog, capsys, tmp_path: Path) -
     for policy in ["eig", *BASELINES]:
         assert f"| {policy} |" in text
     assert "Openings (weights): other-style-image 0.4, similar-image 0.3, text 0.3" in text
+    assert "## Understanding by kind of phrase" in text and "| kind of phrase | turns | understood |" in text
     section = text.split("## By opening", 1)[1]
     kinds = list(figures[0]["by_start"])
     for policy in ["eig", *BASELINES]:
@@ -106,10 +113,14 @@ def test_compare_json_report_and_table(shapes_catalog, capsys, tmp_path: Path) -
     assert [line.split()[0] for line in lines[4:policies_end]] == ["eig", *BASELINES]
     # Then the per-opening table: a row per policy and opening, in the JSON's order.
     assert lines[policies_end + 1].startswith("By opening.")
-    header, rows = lines[policies_end + 3], lines[policies_end + 5:]
+    table_end = lines.index("", policies_end + 3)
+    header, rows = lines[policies_end + 3], lines[policies_end + 5:table_end]
     assert header.split()[:3] == ["policy", "opening", "n"] and "SR@10" in header and "understood" in header
     assert [row.split()[:3] for row in rows] == [[f["policy"], kind, str(entry["n"])]
                                                 for f in figures for kind, entry in f["by_start"].items()]
+    # Last, what the system understood of the default policy's users, worst first.
+    assert lines[table_end + 1].startswith("What the system understood of the simulated user (eig)")
+    assert lines[table_end + 2].split()[:3] == ["kind", "of", "phrase"]
 
 
 def test_starts_choose_how_conversations_open(shapes_catalog, capsys) -> None:

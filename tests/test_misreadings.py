@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from simulators.base import Intent
 from simulators.conversation import phrase_of
-from simulators.misreadings import format_misreadings, understanding_by_phrase
+from simulators.misreadings import format_misreadings, markdown_misreadings, understanding_by_phrase
 from simulators.results import ConversationResult, TurnResult
 
 
@@ -28,6 +28,8 @@ def test_turns_are_grouped_by_kind_and_by_each_form() -> None:
     table = format_misreadings(figures)
     assert table.splitlines()[0].split() == ["kind", "of", "phrase", "turns", "understood"]
     assert table.splitlines()[1].startswith("like-but")  # worst understood first
+    markdown = markdown_misreadings(figures)
+    assert "| like-but | 1 | 0.0% |" in markdown and "| exact | 3 | 66.7% |" in markdown
 
 
 def test_the_loop_labels_a_turn_with_its_kind_and_forms() -> None:

@@ -183,9 +183,11 @@ def with_ci95(outcome: Any, *, by_start: bool = False) -> list[dict[str, Any]]:
     """The run's figures (``RunOutcome.figures``), each with its ``ci95`` object added (the existing
     fields untouched): ``{figure: [lo, hi]}`` for SR, average turns, hDCG and questions per conversation;
     with ``by_start``, also ``by_start``: ``{opening kind: {n, figures..., ci95}}``
-    (:func:`simulators.metrics.by_start`)."""
+    (:func:`simulators.metrics.by_start`) and ``understanding_by_phrase``: ``{by_kind, by_form}``
+    (:func:`simulators.misreadings.understanding_by_phrase`)."""
     from simulators.metrics import by_start as per_opening
     from simulators.metrics import confidence_intervals
+    from simulators.misreadings import understanding_by_phrase
 
     figures = outcome.figures()
     for figure in figures:
@@ -195,6 +197,8 @@ def with_ci95(outcome: Any, *, by_start: bool = False) -> list[dict[str, Any]]:
         if by_start:
             figure["by_start"] = per_opening(results, max_turns=outcome.config.max_turns, k=outcome.config.k,
                                              seed=BOOTSTRAP_SEED)
+            # Where the system misreads the user: the understanding rate by kind of phrase.
+            figure["understanding_by_phrase"] = understanding_by_phrase(results)
     return figures
 
 
