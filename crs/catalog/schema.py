@@ -12,7 +12,7 @@ from ..errors import UserError
 Kind = Literal["categorical", "tags", "numeric"]
 KINDS: tuple[Kind, ...] = ("categorical", "tags", "numeric")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_SPEC_KEYS = {"name", "kind", "description", "askable", "values", "order"}
+_SPEC_KEYS = {"name", "kind", "description", "askable", "values", "order", "label", "display"}
 _SCHEMA_KEYS = {"name", "title", "attributes"}
 
 
@@ -28,6 +28,19 @@ class AttributeSpec:
     askable: bool = True
     values: tuple[str, ...] | None = None  # closed vocabulary; None = any value
     order: tuple[str, ...] | None = None  # categorical values from low to high, for relative critiques
+    label: str | None = None  # what people call the attribute ("MPAA rating"); None = from the name
+    # Display names of (normalised) values, as (value, name) pairs: ("united states", "United States").
+    # Pairs, not a dict, so the spec stays hashable. Values without one are shown as stored.
+    display: tuple[tuple[str, str], ...] | None = None
+
+    @property
+    def display_label(self) -> str:
+        """The attribute's label for people: `label`, else the name with spaces ("mpaa rating")."""
+        return self.label or self.name.replace("_", " ")
+
+    def display_value(self, value: str) -> str:
+        """A value's display name, else the value as stored."""
+        return dict(self.display or ()).get(value, value)
 
 
 @dataclass
@@ -43,8 +56,16 @@ class CatalogSchema:
         return {
             "name": self.name,
             "title": self.title,
-            "attributes": [{k: v for k, v in asdict(a).items() if v is not None} for a in self.attributes],
+            "attributes": [_spec_json(a) for a in self.attributes],
         }
+
+
+def _spec_json(spec: AttributeSpec) -> dict[str, Any]:
+    # Keys left at None are left out, so a schema without labels serialises as it always did.
+    data = {k: v for k, v in asdict(spec).items() if v is not None}
+    if spec.display is not None:
+        data["display"] = dict(spec.display)
+    return data
 
 
 def normalise_name(raw: str) -> str:
@@ -82,7 +103,28 @@ def parse_spec(data: Any, where: str) -> AttributeSpec:
     askable = data.get("askable", True)
     if not isinstance(askable, bool):
         raise SchemaError(f"{where} ({name}): 'askable' must be true or false")
-    return AttributeSpec(name, kind, str(data.get("description", "")), askable, values, order)
+    label = data.get("label")
+    if label is not None and (not isinstance(label, str) or not label.strip()):
+        raise SchemaError(f"{where} ({name}): 'label' must be a non-empty string, got {label!r}")
+    display = _display_map(data.get("display"), values, f"{where} ({name}).display")
+    return AttributeSpec(name, kind, str(data.get("description", "")), askable, values, order,
+                         " ".join(label.split()) if label is not None else None, display)
+
+
+def _display_map(raw: Any, values: tuple[str, ...] | None, where: str) -> tuple[tuple[str, str], ...] | None:
+    """`display`: an object of value -> display name; keys are normalised like the values themselves."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and k.strip() and isinstance(v, str) and v.strip()
+                                            for k, v in raw.items()):
+        raise SchemaError(f"{where}: must be an object of value -> display name (non-empty strings), "
+                          'e.g. {"united states": "United States"}')
+    pairs = {normalise_value(k): " ".join(v.split()) for k, v in raw.items()}
+    if len(pairs) != len(raw):
+        raise SchemaError(f"{where}: two keys name the same value once lower-cased")
+    if values is not None and set(pairs) - set(values):
+        raise SchemaError(f"{where}: names values not in 'values': {sorted(set(pairs) - set(values))}")
+    return tuple(sorted(pairs.items()))
 
 
 def _value_list(raw: Any, where: str) -> tuple[str, ...] | None:

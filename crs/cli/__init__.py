@@ -53,6 +53,13 @@ def cmd_build_demo(args: argparse.Namespace) -> int:
     return demo_build.main(Path(args.out), Path(args.cache).expanduser() if args.cache else default_cache_dir())
 
 
+def cmd_build_movies(args: argparse.Namespace) -> int:
+    from demo_build import movies  # a build tool: only imported when asked for
+
+    return movies.main(Path(args.out).expanduser(), Path(args.source).expanduser() if args.source else None,
+                       args.limit)
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     store = open_store(args.db)
     options = IngestOptions(
@@ -94,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--cache", help="where downloaded packages are kept (default: $CRS_DEMO_CACHE or "
                        "~/.cache/crs/demo-sources)")
     build.set_defaults(run=cmd_build_demo)
+    movies = catalog.add_parser("build-movies", help="write the films catalog (items.jsonl + schema.json) from "
+                                "bokeh_sampledata's movies.db (pip install -e '.[films]')")
+    movies.add_argument("--out", default="films", help="output folder (default: ./films)")
+    movies.add_argument("--limit", type=int, help="keep N films spread over decades and genres (default: all 17,472)")
+    movies.add_argument("--source", help="a movies.db to read (default: the one in the bokeh_sampledata package)")
+    movies.set_defaults(run=cmd_build_movies)
 
     ingest_parser = commands.add_parser("ingest", help="load a catalog file into the store")
     _common(ingest_parser)
