@@ -135,15 +135,41 @@ class DialogueManager:
                                    lambda: self.rule_parser.parse(message.text, ParseContext(self.facts, shown, question)),
                                    self.parser is not self.rule_parser) if message.text.strip() else Critique()
             record.critique = critique
-            if question is not None and (question.attribute in critique.require or question.attribute in critique.dont_care):
+            if question is not None and (question.attribute in critique.require or question.attribute in critique.dont_care
+                                         or question.attribute in critique.exclude):  # answered, "none of these" too
                 belief.question = None
+            replied_to_page = question is None and bool(belief.last_shown)
             belief.apply(critique, self.facts)
             belief.turns += 1
-            reply = self._decide(belief, critique, record)
+            page_replies = self._page_replies(session_id, critique if replied_to_page else None)
+            reply = self._decide(belief, critique, record, page_replies)
             self._save(session_id, belief, message, images, record, reply, time.perf_counter() - started)
             return reply
 
-    def _decide(self, belief: BeliefState, critique: Critique, record: TurnRecord) -> Reply:
+    def _page_replies(self, session_id: str, current: Critique | None) -> tuple[int, int]:
+        """How the person has answered pages so far (this message too, when ``current`` is its
+        reply to a page): (replies that said what was wrong or what to change, bare rejections).
+        A policy weighs pages by it: a page that gets a reason tells more than a silent one."""
+        reasons = silent = 0
+        critiques = []
+        previous = None
+        for turn in self.sessions.history(session_id):
+            if previous == "recommend":
+                critiques.append((turn.get("understanding") or {}).get("critique") or {})
+            previous = (turn.get("reply") or {}).get("action")
+        if current is not None:
+            critiques.append(current.to_json())
+        for c in critiques:
+            if c.get("accept") is not None:
+                continue
+            if any(c.get(key) for key in ("require", "exclude", "relative", "references")) or (c.get("text") or "").strip():
+                reasons += 1
+            else:
+                silent += 1
+        return reasons, silent
+
+    def _decide(self, belief: BeliefState, critique: Critique, record: TurnRecord,
+                page_replies: tuple[int, int] = (0, 0)) -> Reply:
         notes = tuple(record.notes)
         caption = record.readings[0].caption if record.readings else None
         if critique.accept is not None and belief.accepted is not None:
@@ -154,7 +180,8 @@ class DialogueManager:
         query = self.query(belief)
         candidates = self.candidates(belief, query)
         context = PolicyContext(self.facts, candidates, frozenset(belief.asked), frozenset(belief.settled),
-                                belief.turns, self.k, frozenset(belief.shown), belief.summary())
+                                belief.turns, self.k, frozenset(belief.shown), belief.summary(),
+                                {a: frozenset(v) for a, v in belief.exclude.items()}, page_replies)
         decision = self._stage("policy", record, lambda: self.policy.decide(context),
                                lambda: self.default_policy.decide(context), self.policy is not self.default_policy)
         record.policy = getattr(self.policy, "name", type(self.policy).__name__)

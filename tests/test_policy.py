@@ -157,7 +157,7 @@ class PolicyContract:
         assert self.make_policy().decide(ctx) == self.make_policy().decide(ctx)
 
 
-@pytest.mark.parametrize("name", ["eig", "eig-no-lookahead", "always-recommend", "ask-3", "random-ask",
+@pytest.mark.parametrize("name", ["eig", "eig-greedy", "eig-no-lookahead", "always-recommend", "ask-3", "random-ask",
                                   "fake:ask,recommend", "max-entropy"])
 def test_every_registered_policy_is_covered_by_the_contract(name: str) -> None:
     assert load_policy(name).name == name.partition(":")[0]
@@ -174,6 +174,10 @@ class TestEIG(PolicyContract):
 
     def make_policy(self):  # type: ignore[no-untyped-def]
         return load_policy(self.spec)
+
+
+class TestEIGGreedy(TestEIG):
+    spec = "eig-greedy"
 
 
 class TestEIGNoLookahead(TestEIG):

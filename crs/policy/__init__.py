@@ -1,5 +1,7 @@
 """Ask-or-recommend policies, chosen by name through :data:`POLICIES` (a
-:class:`~retrieval.registry.Registry`): ``eig`` (default), ``eig-no-lookahead``,
+:class:`~retrieval.registry.Registry`): ``eig`` (default: :mod:`crs.policy.planner`, questions
+weighed against pages over the turns left), ``eig-greedy`` (the earlier default, a two-turn
+information-gain gate, :mod:`crs.policy.eig`), ``eig-no-lookahead``,
 ``always-recommend``, ``ask-N`` (e.g. ``ask-3``), ``random-ask``, ``max-entropy[:N]`` (EAR/SCPR's
 baseline), ``llm`` (needs an LLM setting) and ``fake:STEPS`` (a scripted ask/recommend sequence, for
 tests).
@@ -17,6 +19,7 @@ from .base import Ask, Candidates, Decision, Policy, PolicyContext, Recommend
 from .baselines import AlwaysRecommend, AskNThenRecommend, RandomAsk, ScriptedPolicy
 from .eig import EIGPolicy
 from .max_entropy import MaxEntropyPolicy
+from .planner import PlannedEIGPolicy
 
 __all__ = ["Ask", "Candidates", "Decision", "Policy", "PolicyContext", "Recommend", "load_policy",
            "load_policy_option", "POLICIES", "POLICY_NAMES", "BASELINES"]
@@ -45,8 +48,9 @@ def _max_entropy(arg: str | None, **_: Any) -> Policy:
     return MaxEntropyPolicy(n=int(arg) if arg else 3)
 
 
-POLICIES.register("eig", lambda arg, **_: EIGPolicy())
-# The gate before lookahead, kept for comparison (docs/experiments.md).
+POLICIES.register("eig", lambda arg, **_: PlannedEIGPolicy())
+# The earlier default and the gate before its lookahead, kept for comparison (docs/experiments.md).
+POLICIES.register("eig-greedy", lambda arg, **_: EIGPolicy(name="eig-greedy"))
 POLICIES.register("eig-no-lookahead", lambda arg, **_: EIGPolicy(horizon=0, name="eig-no-lookahead"))
 POLICIES.register("always-recommend", lambda arg, **_: AlwaysRecommend())
 POLICIES.register("random-ask", lambda arg, *, seed=0, **_: RandomAsk(seed=seed))

@@ -8,7 +8,8 @@ interface (:mod:`crs.policy.baselines`), and so does the LLM policy (:mod:`crs.l
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,12 +38,18 @@ class PolicyContext:
     k: int = 5  # items per recommendation
     shown: frozenset[int] = frozenset()  # items already shown (a recommendation prefers new ones)
     summary: str = ""  # the belief in words, for an LLM policy
+    # attribute -> values the person ruled out ("none of these" to a question, "not red"): a
+    # policy may ask such an attribute again with other values
+    excluded: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # how the person answered pages so far: (with a reason or a change, bare "none of these")
+    page_replies: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
 class Ask:
     attribute: str
     options: list[str]  # values among the candidates, most likely first, then ANY
+    why: str = ""  # why the policy asks (for logs and inspection; not shown to the person)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""The default policy: ask the question with the most expected information gain, or recommend.
+"""The earlier default policy, now ``eig-greedy`` (and ``eig-no-lookahead``): ask the question
+with the most expected information gain, or recommend. The default ``eig`` is
+:mod:`crs.policy.planner`, which weighs questions against pages over all the turns left with the
+field's answer model; this gate looked two turns ahead and under-asked (docs/experiments.md).
 
 The posterior ``p`` over the live candidates comes from retrieval scores and constraints
 (:mod:`crs.posterior`). For each attribute not yet asked or settled, the options shown are the values

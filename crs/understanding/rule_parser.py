@@ -4,10 +4,12 @@ How a message is read, in order:
 
 1. split into clauses at punctuation and at "but"/"though"/"instead" ("blue, not cartoonish";
    "like the first but green"), so a negation only reaches the end of its own clause;
-2. per clause, control phrases: reject-all ("none of these"), accept ("that's it", "#2 is
-   perfect"), don't-care ("any", "doesn't matter", "any colour"), references to shown items
-   ("the second one", "#3", "the red one") with their sentiment ("like", "not"), relative
-   critiques ("newer", "cheaper", "simpler") on the catalog's ordered attributes;
+2. per clause, control phrases: reject-all ("none of these"; in reply to a question it means
+   the wanted item has none of the offered values, so they are excluded for its attribute),
+   accept ("that's it", "#2 is perfect"), don't-care ("any", "doesn't matter", "any colour"),
+   references to shown items ("the second one", "#3", "the red one") with their sentiment
+   ("like", "not"), relative critiques ("newer", "cheaper", "simpler") on the catalog's ordered
+   attributes;
 3. the remaining words are matched against the catalog's values (longest phrase first, see
    :mod:`crs.understanding.lexicon`); a value after a negator in its clause is excluded, else required;
 4. a pending question's attribute wins when a word could mean values of several attributes,
@@ -122,6 +124,14 @@ class RuleCritiqueParser(CritiqueParser):
         return False
 
     @staticmethod
+    def _offered(context: ParseContext) -> list[str]:
+        """The values a pending question offered (without "any"): what "none of these" then refers
+        to, since the question came after any page shown before it."""
+        if context.question is None:
+            return []
+        return [o for o in context.question.options if o != ANY]
+
+    @staticmethod
     def _clauses(text: str) -> list[_Clause]:
         return [_Clause(part, normalise(part)) for part in _CLAUSE.split(text) if part and normalise(part)]
 
@@ -135,7 +145,12 @@ class RuleCritiqueParser(CritiqueParser):
         norm = clause.norm
         consumed = norm
         if _REJECT_ALL.search(norm):
-            critique.reject_all = bool(context.shown)  # with nothing shown there is nothing to reject
+            offered = self._offered(context)
+            if offered:  # a reply to a question: the wanted item has none of the offered values
+                values = critique.exclude.setdefault(context.question.attribute, [])  # type: ignore[union-attr]
+                values.extend(v for v in offered if v not in values)
+            else:
+                critique.reject_all = bool(context.shown)  # with nothing shown there is nothing to reject
             return ""
         references, consumed = self._references(norm, consumed, context)
         if _ACCEPT.search(norm) and context.shown and not self._negated(norm.replace("no more", "")):
