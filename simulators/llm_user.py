@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 
 def format_value(value: str | float | list[str], most: int = 3) -> str:
-    """An item's value for the brief: a tag list shortened to its first few."""
+    """An item's value for the brief: a tag list shortened to its first few. (crs.llm.vocabulary has
+    the system's own: the simulated users may not import it, see pyproject's contracts.)"""
     if isinstance(value, str):
         return value
     if isinstance(value, float):

@@ -10,16 +10,7 @@ from crs.facts import CatalogFacts
 from crs.turn import Question
 from crs.understanding.parser import ParseContext, ShownItem
 from crs.understanding.rule_parser import RuleCritiqueParser
-
-
-@pytest.fixture
-def facts(shapes_catalog) -> CatalogFacts:
-    return CatalogFacts.load(*shapes_catalog)
-
-
-@pytest.fixture
-def parser(facts) -> RuleCritiqueParser:
-    return RuleCritiqueParser(facts)
+from tests.test_rule_parser import facts, parser  # noqa: F401  (the shapes catalog's facts and rule parser)
 
 
 def _shown(facts: CatalogFacts, n: int = 3) -> list[ShownItem]:
