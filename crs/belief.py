@@ -65,6 +65,10 @@ class BeliefState:
     accepted: int | None = None
     question: dict[str, Any] | None = None  # the question last asked, {attribute, options}, until answered
     turns: int = 0
+    last_action: str | None = None  # the last reply's action ("ask", "recommend", "answer")
+    # How the person answered pages (messages after a "recommend" reply): [said what was wrong or
+    # what to change, bare rejections]; accepts are not counted. Policies weigh pages by it.
+    page_replies: list[int] = field(default_factory=lambda: [0, 0])
 
     # -- updates ---------------------------------------------------------------------------------
 
@@ -206,7 +210,7 @@ class BeliefState:
             "liked": self.liked, "disliked": self.disliked, "shown": self.shown, "last_shown": self.last_shown,
             "picks": self.picks,
             "asked": self.asked, "dont_care": self.dont_care, "accepted": self.accepted, "question": self.question,
-            "turns": self.turns,
+            "turns": self.turns, "last_action": self.last_action, "page_replies": self.page_replies,
         }
 
     @classmethod

@@ -52,6 +52,15 @@ T = TypeVar("T")
 MAX_IMAGES = 4  # images read per message
 
 
+def page_reply(critique: Critique) -> tuple[int, int]:
+    """A reply to a page as (said what was wrong or what to change, bare rejection): (1, 0),
+    (0, 1), or (0, 0) for an accept. A page that gets a reason tells more than a silent one."""
+    if critique.accept is not None:
+        return 0, 0
+    told = critique.require or critique.exclude or critique.relative or critique.references or critique.text.strip()
+    return (1, 0) if told else (0, 1)
+
+
 class DialogueManager:
     def __init__(self, store: Store, searcher: CatalogSearch, *, facts: CatalogFacts | None = None,
                  reader: ImageReader | None = None, parser: CritiqueParser | None = None,
@@ -139,34 +148,18 @@ class DialogueManager:
                                          or question.attribute in critique.exclude):  # answered, "none of these" too
                 belief.question = None
             replied_to_page = question is None and bool(belief.last_shown)
+            answered_page = belief.last_action == "recommend"
             belief.apply(critique, self.facts)
             belief.turns += 1
-            page_replies = self._page_replies(session_id, critique if replied_to_page else None)
+            tally = page_reply(critique)
+            past = (belief.page_replies[0], belief.page_replies[1])
+            page_replies = (past[0] + tally[0], past[1] + tally[1]) if replied_to_page else past
             reply = self._decide(belief, critique, record, page_replies)
+            if answered_page:  # kept in the belief, so no turn re-reads the session's history
+                belief.page_replies = [past[0] + tally[0], past[1] + tally[1]]
+            belief.last_action = reply.action
             self._save(session_id, belief, message, images, record, reply, time.perf_counter() - started)
             return reply
-
-    def _page_replies(self, session_id: str, current: Critique | None) -> tuple[int, int]:
-        """How the person has answered pages so far (this message too, when ``current`` is its
-        reply to a page): (replies that said what was wrong or what to change, bare rejections).
-        A policy weighs pages by it: a page that gets a reason tells more than a silent one."""
-        reasons = silent = 0
-        critiques = []
-        previous = None
-        for turn in self.sessions.history(session_id):
-            if previous == "recommend":
-                critiques.append((turn.get("understanding") or {}).get("critique") or {})
-            previous = (turn.get("reply") or {}).get("action")
-        if current is not None:
-            critiques.append(current.to_json())
-        for c in critiques:
-            if c.get("accept") is not None:
-                continue
-            if any(c.get(key) for key in ("require", "exclude", "relative", "references")) or (c.get("text") or "").strip():
-                reasons += 1
-            else:
-                silent += 1
-        return reasons, silent
 
     def _decide(self, belief: BeliefState, critique: Critique, record: TurnRecord,
                 page_replies: tuple[int, int] = (0, 0)) -> Reply:
