@@ -1,8 +1,9 @@
 """What the system believes the person wants, updated turn by turn; JSON-serialisable, so a
 session resumes after a restart exactly where it was.
 
-* constraints: ``require`` (attribute -> wanted values) and ``exclude`` (unwanted values), plus
-  ``bounds`` from relative critiques ("newer than the first": added_in > its value);
+* constraints: ``require`` (attribute -> wanted values, any of them; all of them for the
+  attributes in ``all_of``) and ``exclude`` (unwanted values), plus ``bounds`` from relative
+  critiques ("newer than the first": added_in > its value) and stated ranges ("from the 90s");
 * soft preferences: free texts (the latest few form the text query);
 * the composed query: uploaded images (their joint-space and raw visual vectors) + the text +
   liked and disliked items (Rocchio feedback, see :mod:`retrieval.multimodal`);
@@ -28,6 +29,7 @@ from .facts import CatalogFacts
 from .turn import Critique
 
 MAX_TEXTS = 3  # soft texts kept for the text query: older wishes fade
+_EDGE = 1e-6  # an inclusive range end as an exclusive bound
 
 
 def _pack(vectors: np.ndarray | None) -> dict[str, Any] | None:
@@ -47,6 +49,7 @@ def _unpack(data: dict[str, Any] | None) -> np.ndarray | None:
 class BeliefState:
     require: dict[str, list[str]] = field(default_factory=dict)
     exclude: dict[str, list[str]] = field(default_factory=dict)
+    all_of: list[str] = field(default_factory=list)  # attributes whose required values must all hold
     bounds: dict[str, list[float | None]] = field(default_factory=dict)  # attribute -> [low, high], exclusive
     texts: list[str] = field(default_factory=list)
     image_vectors: np.ndarray | None = None  # (m, d) joint space
@@ -78,6 +81,9 @@ class BeliefState:
             self.require[attribute] = list(dict.fromkeys(values))
             self._drop(self.exclude, attribute, values)
             self._forget(self.dont_care, attribute)
+            self._forget(self.all_of, attribute)
+            if attribute in critique.all_of and len(self.require[attribute]) > 1:
+                self.all_of.append(attribute)
         for attribute, values in critique.exclude.items():
             current = self.exclude.setdefault(attribute, [])
             current.extend(v for v in values if v not in current)
@@ -85,6 +91,8 @@ class BeliefState:
         for attribute in critique.dont_care:
             self.require.pop(attribute, None)
             self.exclude.pop(attribute, None)
+            self.bounds.pop(attribute, None)
+            self._forget(self.all_of, attribute)
             if attribute not in self.dont_care:
                 self.dont_care.append(attribute)
         for reference in critique.references:
@@ -93,6 +101,10 @@ class BeliefState:
                 self.like(item)
             elif item is not None and reference.liked is False:
                 self.dislike(item)
+        for attribute, (low, high) in critique.ranges.items():
+            # Stated ranges are inclusive ("from 1990 to 1999"); bounds are exclusive.
+            self.bounds[attribute] = [None if low is None else low - _EDGE, None if high is None else high + _EDGE]
+            self._forget(self.dont_care, attribute)
         for relative in critique.relative:
             self._bound(relative.attribute, relative.direction, relative.reference, facts)
         if critique.reject_all:
@@ -190,7 +202,7 @@ class BeliefState:
             parts.append("picture: " + "; ".join(self.image_captions))
         if self.texts:
             parts.append("wishes: " + "; ".join(self.texts))
-        parts += [f"{a} = {' or '.join(v)}" for a, v in self.require.items()]
+        parts += [f"{a} = {(' and ' if a in self.all_of else ' or ').join(v)}" for a, v in self.require.items()]
         parts += [f"{a} not {' or '.join(v)}" for a, v in self.exclude.items()]
         parts += [f"{a} {'>' + format(lo, 'g') if lo is not None else ''}{' <' + format(hi, 'g') if hi is not None else ''}"
                   for a, (lo, hi) in self.bounds.items()]
@@ -204,7 +216,7 @@ class BeliefState:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "require": self.require, "exclude": self.exclude, "bounds": self.bounds, "texts": self.texts,
+            "require": self.require, "exclude": self.exclude, "all_of": self.all_of, "bounds": self.bounds, "texts": self.texts,
             "images": _pack(self.image_vectors), "visual": _pack(self.visual_vectors),
             "image_captions": self.image_captions, "image_attributes": self.image_attributes,
             "liked": self.liked, "disliked": self.disliked, "shown": self.shown, "last_shown": self.last_shown,

@@ -99,7 +99,11 @@ class Posterior:
         count = np.zeros(len(ids), dtype=np.int32)
         for attribute, values in belief.require.items():
             if attribute in self.facts.attributes and self.facts.attributes[attribute].kind != "numeric":
-                count += ~self.facts.has_value(attribute, values, ids)
+                if attribute in belief.all_of:  # each wanted value the item lacks is a broken constraint
+                    for value in values:
+                        count += ~self.facts.has_value(attribute, [value], ids)
+                else:
+                    count += ~self.facts.has_value(attribute, values, ids)
         for attribute, values in belief.exclude.items():
             if attribute in self.facts.attributes and self.facts.attributes[attribute].kind != "numeric":
                 count += self.facts.has_value(attribute, values, ids)

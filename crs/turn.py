@@ -56,8 +56,14 @@ class Reference:
 class Critique:
     """What the critique parser understood of one message's text."""
 
-    require: dict[str, list[str]] = field(default_factory=dict)  # attribute -> wanted values
+    require: dict[str, list[str]] = field(default_factory=dict)  # attribute -> wanted values (any of them)
     exclude: dict[str, list[str]] = field(default_factory=dict)  # attribute -> unwanted values
+    # Attributes of ``require`` whose values must all hold: "a sci-fi comedy" is both genres. Only
+    # meaningful for multi-valued (tags) attributes; otherwise the values are alternatives.
+    all_of: list[str] = field(default_factory=list)
+    # Numeric attribute -> [low, high], inclusive, either end None: "from the 90s" is
+    # year [1990, 1999], "under 2 hours" runtime [None, 120].
+    ranges: dict[str, list[float | None]] = field(default_factory=dict)
     relative: list[Relative] = field(default_factory=list)
     references: list[Reference] = field(default_factory=list)
     accept: int | None = None  # index of the shown item accepted ("that's it", "#2 is perfect")
@@ -67,7 +73,7 @@ class Critique:
     source: str = "rules"
 
     def is_empty(self) -> bool:
-        return not (self.require or self.exclude or self.relative or self.references or self.accept is not None
+        return not (self.require or self.exclude or self.ranges or self.relative or self.references or self.accept is not None
                     or self.reject_all or self.dont_care or self.text.strip())
 
     def to_json(self) -> dict[str, Any]:
