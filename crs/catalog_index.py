@@ -1,11 +1,14 @@
 """The multimodal index of a catalog in the store: built once, cached on disk, rebuilt when stale.
 
-The cache lives under ``$CRS_HOME/index/<catalog>/<embedder>/`` and its sidecars record a
-fingerprint of the catalog's rows (ids and content hashes, which cover titles, attributes and
-image bytes) and the embedder's name (which covers the model weights). Opening compares both
-with the store and the embedder in hand; a mismatch, a missing or a corrupt file means a
-rebuild, logged with the reason, never a silently wrong index. Encodings are cached separately
-(:mod:`retrieval.features`), so a rebuild after a small catalog change only encodes what changed.
+The vector spaces' cache lives under ``$CRS_HOME/index/<catalog>/<embedder>/`` and its sidecars
+record a fingerprint of the catalog's rows (ids and content hashes, which cover titles,
+attributes and image bytes) and the embedder's name (which covers the model weights). The
+lexical (BM25) space does not depend on the embedder: it has its own folder,
+``$CRS_HOME/index/<catalog>/lexical-bm25/``, keyed by the fingerprint alone, so either part is
+rebuilt without the other. Opening compares the keys with the store and the embedder in hand; a
+mismatch, a missing or a corrupt file means a rebuild, logged with the reason, never a silently
+wrong index. Encodings are cached separately (:mod:`retrieval.features`), so a rebuild after a
+small catalog change only encodes what changed.
 """
 from __future__ import annotations
 
@@ -14,12 +17,15 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+
+import numpy as np
 from pathlib import Path
 
 from sqlalchemy import select
 
 from retrieval.embedder import EmbedItem, Embedder
 from retrieval.features import Progress
+from retrieval.lexical import LexicalIndex
 from retrieval.vector_index import auto_kind
 from retrieval.multimodal import MultimodalIndex
 from retrieval.vector_index import IndexFileError, IndexKind
@@ -45,9 +51,11 @@ class IndexStatus:
     @property
     def short_reason(self) -> str:
         """Why it was built, without the cache file's path (for one-line reports)."""
-        if "No such file" in self.reason or "no readable sidecar" in self.reason:
-            return "no cached index yet"
-        return self.reason.split(": ", 1)[-1][:70]
+        prefix = "lexical index: " if self.reason.startswith("lexical index: ") else ""
+        reason = self.reason[len(prefix):]
+        if "No such file" in reason or "no readable sidecar" in reason:
+            return prefix + "no cached index yet"
+        return prefix + reason.split(": ", 1)[-1][:70]
 
     def to_json(self) -> dict[str, object]:
         return {"folder": str(self.folder), "built": self.built, "reason": self.reason,
@@ -61,6 +69,10 @@ def index_folder(catalog_name: str, embedder_name: str) -> Path:
     return crs_home() / "index" / re.sub(r"[^A-Za-z0-9._-]+", "_", catalog_name) / f"{slug}-{short}"
 
 
+def lexical_folder(catalog_name: str) -> Path:
+    return crs_home() / "index" / re.sub(r"[^A-Za-z0-9._-]+", "_", catalog_name) / "lexical-bm25"
+
+
 def catalog_fingerprint(store: Store, catalog: Catalog) -> str:
     """Changes whenever an item is added, removed or changed (text, attributes, image bytes)."""
     digest = hashlib.sha256()
@@ -71,42 +83,93 @@ def catalog_fingerprint(store: Store, catalog: Catalog) -> str:
     return digest.hexdigest()
 
 
+def has_pictures(store: Store, catalog: Catalog) -> bool:
+    """Whether any item of the catalog has a local picture (one query, no file is read)."""
+    with store.session() as session:
+        return session.scalar(select(Item.id).where(Item.catalog_id == catalog.id, Item.image_file.is_not(None))
+                              .limit(1)) is not None
+
+
 def embed_items(store: Store, catalog: Catalog) -> list[EmbedItem]:
     """Every item of the catalog as (id, text, local image or None), in id order."""
+    return _catalog_texts(store, catalog)[0]
+
+
+def lexical_text(title: str, description: str, attributes: dict[str, object]) -> str:
+    """The words an item is found by: title, description and every attribute value that is a
+    word, not a number (a film's director and whole cast, where the description names three)."""
+    values = [v for value in attributes.values() for v in (value if isinstance(value, list) else [value])
+              if isinstance(v, str)]
+    return "\n".join([title, description or "", *values])
+
+
+def _catalog_texts(store: Store, catalog: Catalog) -> tuple[list[EmbedItem], list[str]]:
+    """Every item as an :class:`EmbedItem` and as its lexical text, in id order: one read."""
     with store.session() as session:
         items = session.scalars(select(Item).where(Item.catalog_id == catalog.id).order_by(Item.id)).all()
         attributes = item_attributes(session, [i.id for i in items])
-    out = []
+    embed, words = [], []
     for item in items:
         path = item_image_path(catalog, item)
-        out.append(EmbedItem(item.id, item_text(item.title, item.description, attributes[item.id].get("tags")),
-                             path if path is not None and path.is_file() else None))
-    return out
+        embed.append(EmbedItem(item.id, item_text(item.title, item.description, attributes[item.id].get("tags")),
+                               path if path is not None and path.is_file() else None))
+        words.append(lexical_text(item.title, item.description, attributes[item.id]))
+    return embed, words
 
 
 def open_index(store: Store, catalog: Catalog, embedder: Embedder, *, rebuild: bool = False,
                kind: IndexKind = "auto", progress: Progress | None = None) -> tuple[MultimodalIndex, IndexStatus]:
-    """The catalog's index for ``embedder``: from the cache when it matches, else built and saved."""
+    """The catalog's index for ``embedder``: from the cache when it matches, else built and saved.
+
+    The vector spaces and the lexical space are cached apart and each is rebuilt on its own
+    when stale; the status's reason is the vector spaces' one, else the lexical space's."""
     started = time.perf_counter()
     folder = index_folder(catalog.name, embedder.name)
-    expect = {"catalog": catalog.name, "fingerprint": catalog_fingerprint(store, catalog), "embedder": embedder.name}
+    fingerprint = catalog_fingerprint(store, catalog)
+    expect = {"catalog": catalog.name, "fingerprint": fingerprint, "embedder": embedder.name}
+    lexical, lexical_reason = (None, "asked to rebuild") if rebuild else _cached_lexical(catalog.name, fingerprint)
+    index: MultimodalIndex | None = None
     reason = "asked to rebuild"
     if not rebuild:
         try:
-            index = MultimodalIndex.load(folder, expect, visual=embedder.has_visual)
-            mismatch = _kind_mismatch(index, kind)
-            if mismatch is None:
-                return index, IndexStatus(folder, False, "cached", index.size, time.perf_counter() - started)
-            reason = mismatch
+            index = MultimodalIndex.load(folder, expect, visual=embedder.has_visual, lexical=lexical)
+            reason = _kind_mismatch(index, kind) or _pictures_mismatch(index, store, catalog) or "cached"
+            index = index if reason == "cached" else None
         except IndexFileError as exc:
             reason = str(exc)
             if (folder / "text.faiss.json").exists():  # a first build is normal; a bad cache is news
                 log.warning("rebuilding the index of %s: %s", catalog.name, reason)
-    items = embed_items(store, catalog)
-    vectors = embedder.item_vectors(items, feature_cache_dir(catalog.name), progress=progress)
-    index = MultimodalIndex.build(vectors, kind)
-    index.save(folder, expect)
+    if index is not None and lexical is not None:
+        return index, IndexStatus(folder, False, "cached", index.size, time.perf_counter() - started)
+    items, words = _catalog_texts(store, catalog)
+    if lexical is None:
+        lexical = LexicalIndex.build(np.array([item.id for item in items], dtype=np.int64), words)
+        lexical.save(lexical_folder(catalog.name), {"catalog": catalog.name, "fingerprint": fingerprint})
+    if index is None:
+        vectors = embedder.item_vectors(items, feature_cache_dir(catalog.name), progress=progress)
+        index = MultimodalIndex.build(vectors, kind, lexical)
+        index.save(folder, expect)
+    else:
+        index, reason = MultimodalIndex(index.spaces, lexical), f"lexical index: {lexical_reason}"
     return index, IndexStatus(folder, True, reason, index.size, time.perf_counter() - started)
+
+
+def _cached_lexical(catalog_name: str, fingerprint: str) -> tuple[LexicalIndex | None, str]:
+    folder = lexical_folder(catalog_name)
+    try:
+        return LexicalIndex.load(folder, {"catalog": catalog_name, "fingerprint": fingerprint}), "cached"
+    except IndexFileError as exc:
+        if (folder / "lexical.json").exists():
+            log.warning("rebuilding the lexical index of %s: %s", catalog_name, exc)
+        return None, str(exc)
+
+
+def _pictures_mismatch(index: MultimodalIndex, store: Store, catalog: Catalog) -> str | None:
+    """Why a cached index's picture spaces do not fit the catalog (an index built before
+    catalogs without pictures got none holds zero vectors), or None."""
+    if index.has_pictures and not has_pictures(store, catalog):
+        return "the cached index has picture spaces; the catalog has no pictures"
+    return None
 
 
 def _kind_mismatch(index: MultimodalIndex, kind: IndexKind) -> str | None:

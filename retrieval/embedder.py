@@ -33,7 +33,7 @@ DEFAULT_EMBEDDER = "aligned"
 class EmbedItem:
     id: int
     text: str
-    image: str | os.PathLike | None  # None: the item has no picture (zero image vectors)
+    image: str | os.PathLike | None  # None: the item has no picture (zero image vectors; none at all: no picture space)
 
 
 class Embedder:
@@ -84,17 +84,20 @@ class Embedder:
 
     def query(self, text: str | None = None, images: Sequence[ImageSource] = (), *,
               liked: Sequence[int] = (), disliked: Sequence[int] = ()) -> Query:
-        """A :class:`Query` from what a person gave: a blank text counts as none."""
-        text_vector = self.encode_query_text(text) if text is not None and text.strip() else None
+        """A :class:`Query` from what a person gave: a blank text counts as none. The text is
+        kept as typed too, for the lexical space."""
+        given = text is not None and text.strip()
+        text_vector = self.encode_query_text(text) if given else None
         joint, visual = self.encode_images(images) if images else (None, None)
-        return Query(text=text_vector, images=joint, visual=visual,
+        return Query(text=text_vector, words=text if given else None, images=joint, visual=visual,
                      liked=tuple(int(i) for i in liked), disliked=tuple(int(i) for i in disliked))
 
     # -- items -----------------------------------------------------------------------------------
 
     def item_vectors(self, items: Sequence[EmbedItem], cache_dir: str | os.PathLike | None,
                      progress: Progress | None = None) -> ItemVectors:
-        """Vectors of every item in every space, reusing the encoding cache under ``cache_dir``."""
+        """Vectors of every item in every space, reusing the encoding cache under ``cache_dir``.
+        When no item has a picture there are no picture spaces: nothing is encoded or stored."""
         ids = np.array([item.id for item in items], dtype=np.int64)
         texts = [item.text for item in items]
         with_image = [row for row, item in enumerate(items) if item.image is not None]
@@ -102,15 +105,16 @@ class Embedder:
                                     cache_dir, progress)
         if self._base_text is not None:
             text_vectors = self.text.project(text_vectors)  # type: ignore[attr-defined]
+        if not with_image:
+            return ItemVectors(ids=ids, text=text_vectors, image=None, visual=None)
         paths = [items[row].image for row in with_image]
         base = self._base_image or self.image
         features = self._cached(base, paths, [image_fingerprint(p) for p in paths], cache_dir, progress)
         image = np.zeros((len(items), self.dim), dtype=np.float32)
         visual = np.zeros((len(items), base.dim), dtype=np.float32) if self._base_image is not None else None
-        if with_image:
-            image[with_image] = self.image.project(features) if self._base_image is not None else features  # type: ignore[attr-defined]
-            if visual is not None:
-                visual[with_image] = features
+        image[with_image] = self.image.project(features) if self._base_image is not None else features  # type: ignore[attr-defined]
+        if visual is not None:
+            visual[with_image] = features
         return ItemVectors(ids=ids, text=text_vectors, image=image, visual=visual)
 
     @staticmethod

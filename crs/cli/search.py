@@ -86,6 +86,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     searcher = _open(args, rebuild=args.rebuild)
     status = {**searcher.status.to_json(), "catalog": searcher.catalog.name, "embedder": searcher.embedder.name,
               "spaces": {name: {"dim": index.dim, "kind": index.kind} for name, index in searcher.index.spaces.items()},
+              "lexical": None if searcher.index.lexical is None else {"kind": "bm25",
+                                                                      "words": len(searcher.index.lexical.retriever.vocab_dict)},
               "total_seconds": round(time.perf_counter() - started, 3)}
     if args.json:
         print(json.dumps(status, indent=2))
