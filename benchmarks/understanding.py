@@ -15,6 +15,8 @@ No search index is built unless the parser factory actually touches the searcher
 """
 from __future__ import annotations
 
+import functools
+
 import argparse
 import json
 import os
@@ -158,12 +160,27 @@ class _LazySearcher:
     def __init__(self, store: Any, catalog: Any) -> None:
         self._store, self._catalog, self._searcher = store, catalog, None
 
+    @property
+    def embedder(self) -> Any:
+        """The catalog's encoders without its index: all a parser reads of the searcher (the
+        offline parser grounds words with the text encoder)."""
+        from retrieval.embedder import DEFAULT_EMBEDDER, load_embedder
+
+        if self._searcher is not None:
+            return self._searcher.embedder
+        return _embedder(DEFAULT_EMBEDDER, load_embedder)
+
     def __getattr__(self, name: str) -> Any:
         if self._searcher is None:
             from crs.search import CatalogSearch
 
             self._searcher = CatalogSearch.open(self._store, self._catalog)
         return getattr(self._searcher, name)
+
+
+@functools.cache
+def _embedder(spec: str, load: Any) -> Any:
+    return load(spec)
 
 
 def open_catalog(store: Any, name: str) -> Any:

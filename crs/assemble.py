@@ -73,7 +73,7 @@ def build_dialogue_manager(store: Store, searcher: CatalogSearch, settings: Sett
     facts = CatalogFacts.load(store, searcher.catalog)
     context = {"facts": facts, "searcher": searcher, "llm": settings.llm}
     # The offline stages are the dialogue manager's own defaults (and every turn's fallback).
-    parser = None if settings.parser_spec == "rules" else _part(PARSERS, settings.parser_spec, "--parser", **context)
+    parser = None if settings.parser_spec == "offline" else _part(PARSERS, settings.parser_spec, "--parser", **context)
     reader = None if settings.reader_spec == "offline" else _part(READERS, settings.reader_spec, "--image-reader",
                                                                    **context)
     return DialogueManager(store, searcher, facts=facts, parser=parser, reader=reader, policy=policy, writer=writer,

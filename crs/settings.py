@@ -154,7 +154,7 @@ class Settings:
 
     @property
     def parser_spec(self) -> str:
-        return self.parser or ("llm" if self.llm else "rules")
+        return self.parser or ("llm" if self.llm else "offline")
 
     @property
     def reader_spec(self) -> str:

@@ -5,7 +5,8 @@ offline default and model-backed options chosen by name through the two registri
 
 Modules: ``parser`` (CritiqueParser, ParseContext, ShownItem), ``rule_parser`` (the offline rules)
 over ``lexicon`` (the catalog's vocabulary), ``reader`` (ImageReader, ReadContext),
-``offline_reader`` (the encoders' reading), ``hf_reader`` (a transformers image-text-to-text
+``offline_parser`` (the default: the rules plus numbers, names and grounding by meaning, over
+``spotting``, ``numbers``, ``names``, ``grounding``, ``stopwords``), ``offline_reader`` (the encoders' reading), ``hf_reader`` (a transformers image-text-to-text
 model); the LLM-backed ones are ``crs.llm.parser`` and ``crs.llm.reader``."""
 from __future__ import annotations
 
@@ -33,6 +34,12 @@ def _rules(arg: str | None, *, facts: Any, **_: Any) -> CritiqueParser:
     from .rule_parser import RuleCritiqueParser
 
     return RuleCritiqueParser(facts)
+
+
+def _offline_parser(arg: str | None, *, facts: Any, searcher: Any = None, **_: Any) -> CritiqueParser:
+    from .offline_parser import OfflineCritiqueParser
+
+    return OfflineCritiqueParser.for_searcher(facts, searcher)
 
 
 def _llm_parser(arg: str | None, *, llm: str | None = None, **_: Any) -> CritiqueParser:
@@ -78,6 +85,7 @@ def _fake_reader(arg: str | None, **_: Any) -> ImageReader:
     return FixedReader.from_file(arg)
 
 
+PARSERS.register("offline", _offline_parser)
 PARSERS.register("rules", _rules)
 PARSERS.register("llm", _llm_parser)
 PARSERS.register("fake", _fake_parser, "fake:SCRIPT.json")

@@ -35,6 +35,10 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
                  "sketch", "line-drawing"),
     "clip-art": ("clip art", "clipart", "clip art drawing"),
     "small": ("tiny", "little"),
+    # countries by their people's adjective (a catalog's country values are names of countries)
+    "united states": ("american", "usa", "hollywood"),
+    "united kingdom": ("british", "uk", "england", "english-made"),
+    "france": ("french-made",), "italy": ("italian-made",), "germany": ("german-made",),
     "large": ("big", "huge"),
 }
 
@@ -44,7 +48,8 @@ _SPLIT = re.compile(r"\s*(?:&|,|/|\band\b)\s*")
 def normalise(text: str) -> str:
     """Lower-case, curly quotes straightened, punctuation other than - # ' & spaced out."""
     text = text.lower().replace("\u2019", "'").replace("\u2018", "'")
-    text = re.sub(r"[^\w\s#'&-]", " ", text)
+    text = re.sub(r"[^\w\s#'&.-]", " ", text)
+    text = re.sub(r"(?<!\d)\.|\.(?!\d)", " ", text)  # a decimal point stays: "emoji 5.0"
     return " ".join(text.split())
 
 
@@ -52,7 +57,10 @@ def normalise(text: str) -> str:
 class Entry:
     attribute: str
     value: str
-    strength: int  # 2 = the value itself or a synonym, 1 = a word of a multi-word value ("food" of "food & drink")
+    # 3 = the value itself, 2 = a synonym, 1 = a word of a multi-word value ("food" of "food & drink"):
+    # a value named exactly wins over a synonym of another attribute's value ("twemoji" is the
+    # set, not the style it is drawn in)
+    strength: int
 
 
 def _forms(word: str) -> set[str]:
@@ -83,9 +91,17 @@ class Lexicon:
             for value in info.values:
                 canonical = normalise(value)
                 for phrase in {canonical, canonical.replace("-", " "), canonical.replace("-", "")} | _forms(canonical):
-                    self._add(phrase, Entry(info.name, value, 2))
+                    self._add(phrase, Entry(info.name, value, 3))
+                if re.search(r"colou?r", info.name) and " " not in canonical:
+                    # "dark green", "light blue": a shade is the colour, not black or white too
+                    for shade in ("dark", "light", "pale", "bright", "deep", "pastel"):
+                        self._add(f"{shade} {canonical}", Entry(info.name, value, 3))
                 for synonym in SYNONYMS.get(value, ()):
                     self._add(normalise(synonym), Entry(info.name, value, 2))
+                if len(canonical) < 2 and re.search(r"rat", f"{info.name} {info.description}".lower()):
+                    # A one-letter rating ("r", "g") is only safe to read with its word: "rated r".
+                    for phrase in (f"rated {canonical}", f"{canonical} rated", f"{canonical}-rated"):
+                        self._add(phrase, Entry(info.name, value, 2))
                 parts = [p for p in _SPLIT.split(canonical) if p and p != canonical]
                 for part in parts:
                     for form in _forms(part):

@@ -20,26 +20,25 @@ How a message is read, in order:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from crs.understanding.parser import CritiqueParser, ParseContext
 from crs.facts import CatalogFacts
-from crs.understanding.lexicon import Entry, Lexicon, normalise
+from crs.understanding.lexicon import Lexicon, normalise
+from crs.understanding.spotting import LexiconSpotter, Span, SpotContext, Spotter
+from crs.understanding.stopwords import STOPWORDS
 from crs.policy.base import ANY
 from crs.turn import Critique, Reference, Relative
 
-_CLAUSE = re.compile(r"[,.;!?\n]+|\b(?:but|though|although|however|instead|whereas)\b", re.I)
+# Clauses end at punctuation (not a decimal point: "emoji 5.0") and at "but"/"though"/...
+# ("anything but animals" is one clause: the negation is its point).
+_CLAUSE = re.compile(r"[,;!?\n]+|\.(?!\d)|(?<!anything )(?<!everything )(?<!all )\bbut\b|"
+                     r"\b(?:though|although|however|instead|whereas)\b", re.I)
 NEGATORS = {"not", "no", "without", "never", "non", "nothing", "less", "except", "avoid", "hate", "dislike",
             "don't", "dont", "doesn't", "isn't", "aren't", "neither", "nor", "too"}
 _NEGATING_PHRASES = re.compile(r"\b(?:do not|does not|is not|are not|anything but|rather than|other than|"
                                r"instead of|get rid of|no more|fewer|too much)\b")
-STOPWORDS = set("""a an the this that these those it its i i'm im me my we you your he she they them one ones
-of in on at to for with and or but so as is are was be been am do does did have has had want wants need like
-likes would could should can will please some something more less very really just also maybe something thing
-things show give find get see looking look search item items picture pictures image images sticker stickers
-emoji emojis kind sort type style one's that's what which who how any ok okay yes yeah hmm well now again
-same similar than then there here about around""".split())
-
 ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
             "fifth": 4, "5th": 4, "sixth": 5, "6th": 5, "seventh": 6, "7th": 6, "eighth": 7, "8th": 7,
             "ninth": 8, "9th": 8, "tenth": 9, "10th": 9, "top": 0}
@@ -47,17 +46,22 @@ _NUMBERED = re.compile(r"(?:#|\bnumber\s+|\bno\s+|\bitem\s+|\boption\s+|\bpick\s
 _ORDINAL = re.compile(r"\b(?:the\s+)?(" + "|".join(ORDINALS) + r"|last)\b(?:\s+(?:one|item|picture|option))?")
 _THE_X_ONE = re.compile(r"\bthe\s+((?:[\w'-]+\s+){0,2}?[\w'-]+)\s+ones?\b")
 
-_REJECT_ALL = re.compile(r"\b(?:none of (?:these|them|those|the above)|none|neither|nothing here|not these|"
+_REJECT_ALL = re.compile(r"\b(?:none of (?:these|them|those|the above)|none|neither(?! of the (?:first|second|third|last|top))|"
+                         r"nothing here|not these|"
+                         r"seen (?:all|them all|these|those)|no to all|not (?:these|those) either|"
                          r"not any of (?:these|them)|all wrong|no good|something else|different ones|"
-                         r"other ones|show me (?:others|other|more)|not what i want|nope)\b")
+                         r"other ones|show me (?:others|other)|not what i want|nope|(?:don'?t|do not) (?:like|want|love) any)\b")
 _ACCEPT = re.compile(r"\b(?:that'?s it|that is it|this is it|that'?s the one|this is the one|perfect|exactly|"
                      r"found it|i'?ll take|i will take|i take|bingo|that one is it|is the one|"
-                     r"love it|i choose|i pick|i'd like to buy|buy)\b|\bis it$")
+                     r"love it|i choose|i pick|i'd like to buy|buy|i'?ll go with|i will go with|i'?ll have|i'?ll watch|"
+                     r"watching it|great pick|good pick|nice pick|that'?ll do|sold)\b|\b(?:is|it is) it$|\bit is$")
+_YES = re.compile(r"^(?:yes|yeah|yep|yup)\b")  # "yes, the last one": an accept when it points at an item
+_DEMONSTRATIVE = re.compile(r"\b(?:this|that|same|it)\b")
 _DONT_CARE = re.compile(r"\b(?:any|anything|whatever|either|don'?t care|do not care|doesn'?t matter|"
                         r"does not matter|no preference|don'?t mind|do not mind|not sure|don'?t know|"
                         r"do not know|no idea|skip|no matter|up to you|all fine|any is fine)\b")
 _LIKE = re.compile(r"\b(?:like|love|prefer|similar to|closer to|more like|as|want|resembl\w*|same as|"
-                   r"go with|keep)\b")
+                   r"go with|keep|nice|good|great|close|closest|cute|best|lovely|cool|pretty)\b")
 _DISLIKE = re.compile(r"\b(?:not|no|don'?t like|dislike|hate|without|less like|unlike|away from|drop|"
                       r"remove|not like)\b")
 
@@ -68,6 +72,14 @@ COMPARATIVES: list[tuple[re.Pattern[str], str, int]] = [
     (re.compile(r"\b(?:older|earlier|vintage|classic|old)\b"), r"added|year|date|release|version|new", -1),
     (re.compile(r"\b(?:cheaper|less expensive|lower price|budget|affordable|cheap)\b"), r"price|cost", -1),
     (re.compile(r"\b(?:pricier|more expensive|higher price|fancier|premium)\b"), r"price|cost", 1),
+    (re.compile(r"\b(?:shorter|quicker|not as long|less long)\b"), r"runtime|duration|length|minutes", -1),
+    (re.compile(r"\b(?:longer|lengthier|epic)\b"), r"runtime|duration|length|minutes", 1),
+    (re.compile(r"\b(?:better rated|higher rated|better reviewed|more acclaimed|better reviews|higher rating|"
+                r"better rating|rated higher|rated better|critically acclaimed|best rated)\b"),
+     r"rating|rated|score|tomato|metacritic|critic", 1),
+    (re.compile(r"\b(?:worse rated|lower rated|rated lower|worse reviews|lower rating)\b"),
+     r"rating|rated|score|tomato|metacritic|critic", -1),
+    (re.compile(r"\b(?:more popular|better known|more famous|more reviewed)\b"), r"popular|review count|votes", 1),
     (re.compile(r"\b(?:bigger|larger|huge)\b"), r"size", 1),
     (re.compile(r"\b(?:smaller|tinier|more compact)\b"), r"size", -1),
     (re.compile(r"\b(?:simpler|more minimal|plainer|less detailed|less detail|more simple)\b"),
@@ -75,6 +87,17 @@ COMPARATIVES: list[tuple[re.Pattern[str], str, int]] = [
     (re.compile(r"\b(?:more detailed|more detail|richer|more complex|more elaborate|fancier)\b"),
      r"complex|detail|style", 1),
 ]
+
+
+_PERCENT = re.compile(r"(\d)\s*%")
+_PLUS = re.compile(r"(\d)\s*\+")
+_OUT_OF = re.compile(r"(\d)\s*/\s*(\d+)\b")
+_EITHER = {"or", "either", "nor"}
+
+
+@dataclass
+class _MessageState:
+    references: list[int] = field(default_factory=list)  # the last shown items the message pointed at
 
 
 @dataclass
@@ -87,12 +110,14 @@ class _Clause:
 class RuleCritiqueParser(CritiqueParser):
     name = "rules"
 
-    def __init__(self, facts: CatalogFacts, max_values: int = 300) -> None:
+    def __init__(self, facts: CatalogFacts, max_values: int = 300, spotters: list[Spotter] | None = None) -> None:
         # Attributes people talk about: askable ones, plus small closed vocabularies.
         attributes = [a for a in facts.attributes.values() if a.kind != "numeric" and a.values
                       and (a.askable or len(a.values) <= 30) and len(a.values) <= max_values]
         self.lexicon = Lexicon(attributes)
         self.facts = facts
+        # The exact vocabulary first; other spotters only see the words it left.
+        self.spotters: list[Spotter] = [LexiconSpotter(self.lexicon), *(spotters or [])]
 
     def parse(self, text: str, context: ParseContext) -> Critique:
         critique = Critique(source=self.name)
@@ -103,8 +128,9 @@ class RuleCritiqueParser(CritiqueParser):
         if question is not None and self._option_answer(norm_all, question.options, question.attribute, critique):
             return critique
         soft: list[str] = []
+        state = _MessageState()
         for clause in self._clauses(text):
-            residue = self._clause(clause, context, critique)
+            residue = self._clause(clause, context, critique, state)
             if residue and not self._negated(clause.norm):
                 soft.append(residue)
         critique.text = " ".join(soft).strip()
@@ -133,6 +159,10 @@ class RuleCritiqueParser(CritiqueParser):
 
     @staticmethod
     def _clauses(text: str) -> list[_Clause]:
+        # "80%" and "7/10" would lose their sign to normalising; say them in words first.
+        text = _PERCENT.sub(r"\1 percent ", text)
+        text = _OUT_OF.sub(r"\1 out of \2", text)
+        text = _PLUS.sub(r"\1 plus ", text)
         return [_Clause(part, normalise(part)) for part in _CLAUSE.split(text) if part and normalise(part)]
 
     @staticmethod
@@ -140,7 +170,7 @@ class RuleCritiqueParser(CritiqueParser):
         words = norm.split()
         return bool(_NEGATING_PHRASES.search(norm)) or any(w in NEGATORS for w in words)
 
-    def _clause(self, clause: _Clause, context: ParseContext, critique: Critique) -> str:
+    def _clause(self, clause: _Clause, context: ParseContext, critique: Critique, state: _MessageState) -> str:
         """Parse one clause into ``critique``; returns its unmatched content words."""
         norm = clause.norm
         consumed = norm
@@ -152,78 +182,127 @@ class RuleCritiqueParser(CritiqueParser):
             else:
                 critique.reject_all = bool(context.shown)  # with nothing shown there is nothing to reject
             return ""
-        references, consumed = self._references(norm, consumed, context)
-        if _ACCEPT.search(norm) and context.shown and not self._negated(norm.replace("no more", "")):
+        references, compared, consumed = self._references(norm, consumed, context)
+        accepting = _ACCEPT.search(norm) or (_YES.search(norm) and references)
+        if accepting and context.shown and not self._negated(norm.replace("no more", "")):
             critique.accept = references[0] if references else 0
             return ""
+        if not references and not compared and len(context.shown) == 1 and _DEMONSTRATIVE.search(norm):
+            references = [0]  # "same but blue" with one item on screen: that item
         for index in references:
             liked = False if _DISLIKE.search(norm) else True if _LIKE.search(norm) else None
             critique.references.append(Reference(index, liked))
-        consumed = self._relatives(norm, consumed, references, critique)
+        # "the second one, but older": the comparison is with the item named in the message.
+        state.references = compared or references or state.references
+        consumed = self._relatives(norm, consumed, state.references, critique)
         negated = self._negated(norm)
         words = consumed.split()
-        used = [False] * len(words)
-        matched: list[tuple[Entry, bool]] = []
-        question_attribute = context.question.attribute if context.question else None
-        i = 0
-        while i < len(words):
-            for size in range(min(self.lexicon.longest, len(words) - i), 0, -1):
-                phrase = " ".join(words[i:i + size])
-                entries = self.lexicon.lookup(phrase)
-                if not entries:
-                    continue
-                entry = self._choose(entries, question_attribute)
-                matched.append((entry, negated and self._negator_before(words, i)))
-                for j in range(i, i + size):
-                    used[j] = True
-                i += size - 1
-                break
-            i += 1
-        if not matched and self._dont_care(norm, context, critique):
+        free = [True] * len(words)
+        spans: list[Span] = []
+        spot_context = SpotContext(self.facts, context.question.attribute if context.question else None)
+        for spotter in self.spotters:
+            for span in spotter.spot(words, free, spot_context):
+                spans.append(span)
+                free[span.start:span.end] = [False] * (span.end - span.start)
+        if not spans and self._dont_care(norm, context, critique):
             return ""
-        for entry, excluded in matched:
-            values = (critique.exclude if excluded else critique.require).setdefault(entry.attribute, [])
-            if entry.value not in values:
-                values.append(entry.value)
-        content = [w for w, u in zip(words, used) if not u and w not in STOPWORDS and w not in NEGATORS
+        self._apply(spans, words, negated, critique)
+        content = [w for w, f in zip(words, free) if f and w not in STOPWORDS and w not in NEGATORS
                    and not w.isdigit() and w.strip("#'-")]
         return " ".join(content)
+
+    def _apply(self, spans: list[Span], words: list[str], negated: bool, critique: Critique) -> None:
+        """Spans into the critique: a value after a negator is excluded, else required; several
+        required values of one multi-valued attribute are all wanted ("a sci-fi comedy") unless
+        the clause says "or" between them."""
+        required: dict[str, list[Span]] = {}
+        for span in sorted(spans, key=lambda s: s.start):
+            if span.is_range:
+                low, high = span.low, span.high
+                if negated and self._negator_before(words, span.start) and (low is None) != (high is None):
+                    low, high = (None, low - 1) if high is None else (high + 1, None)  # "nothing over 3 hours"
+                critique.ranges[span.attribute] = [low, high]
+                continue
+            excluded = negated and self._negator_before(words, span.start)
+            values = (critique.exclude if excluded else critique.require).setdefault(span.attribute, [])
+            values.extend(v for v in span.values if v not in values)
+            if not excluded:
+                required.setdefault(span.attribute, []).append(span)
+        for attribute, found in required.items():
+            info = self.facts.attributes.get(attribute)
+            if info is None or info.kind != "tags" or len(critique.require.get(attribute, [])) < 2:
+                continue
+            between = words[found[0].end:found[-1].start]
+            if not _EITHER.intersection(between) and attribute not in critique.all_of:
+                critique.all_of.append(attribute)
 
     @staticmethod
     def _negator_before(words: list[str], index: int) -> bool:
         before = " ".join(words[:index])
         return any(w in NEGATORS for w in words[:index]) or bool(_NEGATING_PHRASES.search(before))
 
-    @staticmethod
-    def _choose(entries: list[Entry], question_attribute: str | None) -> Entry:
-        for entry in entries:
-            if entry.attribute == question_attribute:
-                return entry
-        return entries[0]
+    def _references(self, norm: str, consumed: str, context: ParseContext) -> tuple[list[int], list[int], str]:
+        """Indexes of shown items the clause points at, those it compares with ("older than the
+        first": only the comparison's reference), and the clause with those words removed."""
+        found, consumed = self._pointed(norm, consumed, context)
+        if not found:
+            return [], [], consumed
+        compared = [i for i in found if i in self._after_than]
+        return [i for i in found if i not in compared], compared, consumed
 
-    def _references(self, norm: str, consumed: str, context: ParseContext) -> tuple[list[int], str]:
-        """Indexes of shown items the clause points at, and the clause with those words removed."""
+    def _pointed(self, norm: str, consumed: str, context: ParseContext) -> tuple[list[int], str]:
         shown = context.shown
         found: list[int] = []
+        self._after_than: set[int] = set()
         if not shown:
             return found, consumed
+        def point(index: int, text: str, start: int) -> None:
+            found.append(index)
+            if text[:start].rstrip().endswith("than"):
+                self._after_than.add(index)
+
         for match in _NUMBERED.finditer(norm):
             index = int(match.group(1)) - 1
             if 0 <= index < len(shown):
-                found.append(index)
+                point(index, norm, match.start())
             consumed = consumed.replace(match.group(0), " ")
         for match in _ORDINAL.finditer(norm):
             word = match.group(1)
             index = len(shown) - 1 if word == "last" else ORDINALS[word]
             if 0 <= index < len(shown):
-                found.append(index)
+                point(index, norm, match.start())
             consumed = consumed.replace(match.group(0), " ")
         for match in _THE_X_ONE.finditer(consumed):
             index = self._describe_match(match.group(1), context)
             if index is not None:
-                found.append(index)
+                point(index, consumed, match.start())
                 consumed = consumed.replace(match.group(0), " ")
+        consumed = self._titles(consumed, context, point)
         return list(dict.fromkeys(found)), " ".join(consumed.split())
+
+    @staticmethod
+    def _titles(consumed: str, context: ParseContext, point: Any) -> str:
+        """"the tornado", "the black cat": words after "the" that are all in the title of exactly
+        one shown item (longest first) point at it."""
+        words = consumed.split()
+        titles = [set(_singular(w) for w in normalise(item.title).split()) for item in context.shown]
+        i = 0
+        while i < len(words):
+            if words[i] != "the":
+                i += 1
+                continue
+            for size in (3, 2, 1):
+                phrase = [w for w in words[i + 1:i + 1 + size] if w not in STOPWORDS]
+                if len(words[i + 1:i + 1 + size]) < size or not phrase or len(phrase) < size:
+                    continue
+                matches = [k for k, title in enumerate(titles) if all(_singular(w) in title for w in phrase)]
+                if len(matches) == 1:
+                    point(matches[0], " ".join(words), len(" ".join(words[:i])))
+                    del words[i:i + 1 + size]
+                    break
+            else:
+                i += 1
+        return " ".join(words)
 
     def _describe_match(self, words: str, context: ParseContext) -> int | None:
         """"the red one", "the cat one": the single shown item with that value or title word."""
@@ -242,10 +321,14 @@ class RuleCritiqueParser(CritiqueParser):
             match = pattern.search(consumed)
             if not match:
                 continue
-            attribute = next((a.name for a in self.facts.attributes.values()
-                              if a.ordered and re.search(attribute_pattern, a.name)), None)
+            ordered = [a for a in self.facts.attributes.values() if a.ordered]
+            attribute = next((a.name for a in ordered if re.search(attribute_pattern, a.name.replace("_", " "))),
+                             next((a.name for a in ordered if re.search(attribute_pattern, a.description.lower())),
+                                  None))
             if attribute is None:
                 continue
+            if re.search(r"\bnot (?:as|so)\s*$", consumed[:match.start()]):
+                direction = -direction  # "not as old": newer
             critique.relative.append(Relative(attribute, direction, references[0] if references else None))
             consumed = consumed.replace(match.group(0), " ")
         return " ".join(consumed.split())
@@ -261,6 +344,10 @@ class RuleCritiqueParser(CritiqueParser):
             critique.dont_care.append(context.question.attribute)
             return True
         return False
+
+
+def _singular(word: str) -> str:
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") and len(word) > 3 else word
 
 
 def _has(value: object, wanted: str) -> bool:

@@ -1,0 +1,59 @@
+"""The offline understanding layer (parser ``offline``, the default): the rule parser's clauses
+and control phrases, with spotters that reach past the catalog's exact vocabulary, in order:
+
+1. numbers and ranges (:mod:`crs.understanding.numbers`): "90s", "under 2 hours", "above 80%";
+2. the exact vocabulary (:mod:`crs.understanding.lexicon`);
+3. names and typos (:mod:`crs.understanding.names`, rapidfuzz): "tom hanx", "scorsese", "comdey";
+4. meaning (:mod:`crs.understanding.grounding`, the catalog's sentence encoder): "bluish",
+   "three-dimensional", "animated", "scary".
+
+Each later spotter only sees the words the earlier ones left, so an exact value always wins over a
+guess. Everything runs on the machine: the encoder is the one the catalog's index already loaded.
+"""
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from crs.facts import CatalogFacts
+from crs.understanding.grounding import Encode, GroundingSpotter
+from crs.understanding.names import NameSpotter
+from crs.understanding.numbers import NumberSpotter
+from crs.understanding.rule_parser import RuleCritiqueParser
+from crs.understanding.spotting import LexiconSpotter
+
+
+class OfflineCritiqueParser(RuleCritiqueParser):
+    name = "offline"
+
+    def __init__(self, facts: CatalogFacts, encode: Encode | None = None) -> None:
+        super().__init__(facts)
+        small = sorted({entry.attribute for entries in self.lexicon.phrases.values() for entry in entries})
+        names = [a.name for a in facts.attributes.values() if a.kind != "numeric" and a.values and a.name not in small]
+        self.spotters = [NumberSpotter(facts), LexiconSpotter(self.lexicon),
+                         NameSpotter(facts, names, small, common_words=common_words())]
+        if encode is not None:  # without an encoder (tests, tools) the rest still works
+            self.spotters.append(GroundingSpotter(facts, small, encode))
+
+    @classmethod
+    def for_searcher(cls, facts: CatalogFacts, searcher: Any) -> OfflineCritiqueParser:
+        """With the catalog's own text encoder: its backbone (MiniLM), whose plain sentence
+        space is where the grounding threshold was calibrated, else the encoder itself."""
+        embedder = getattr(searcher, "embedder", None)
+        encoder = getattr(embedder, "text", None)
+        encoder = getattr(encoder, "base", None) or encoder
+        return cls(facts, encoder.encode if encoder is not None else None)
+
+
+@cache
+def common_words() -> frozenset[str]:
+    """Whole words of the bundled MiniLM's WordPiece vocabulary: a general English word list
+    (about 20k words), used to tell a surname said alone ("scorsese") from a common word
+    ("black", "king"). Empty if the package is missing: then names need a cue ("with ...")."""
+    try:
+        from retrieval.encoders.minilm import default_minilm_path
+
+        text = (default_minilm_path() / "vocab.txt").read_text(encoding="utf-8")
+    except (ImportError, OSError):
+        return frozenset()
+    return frozenset(w for w in text.split() if w.isalpha() and not w.startswith("##"))
