@@ -54,6 +54,8 @@ class NameSpotter(Spotter):
         self.surnames: dict[str, list[_Name]] = {}
         for attribute in names:
             counts = facts.value_counts(attribute)
+            if not _look_like_names(counts):
+                continue
             for value, count in counts.items():
                 key = normalise(value)
                 if len(key) < 4:
@@ -92,7 +94,7 @@ class NameSpotter(Spotter):
         for i, word in enumerate(words):
             if not free[i] or word in STOPWORDS or not word.replace("-", "").isalpha():
                 continue
-            span = self._surname(words, free, i) or self._typo(word, i)
+            span = self._typo(word, i) or self._surname(words, free, i)
             if span is not None:
                 spans.append(span)
                 free[i] = False
@@ -149,3 +151,11 @@ class NameSpotter(Spotter):
 
 def _initials(phrase: str) -> list[str]:
     return [w[0] for w in phrase.split()]
+
+
+def _look_like_names(counts: dict[str, int]) -> bool:
+    """Values that are mostly two or three words of letters (people, places), not keyword
+    phrases or codes (the demo's "face hitchhikers panic green", "1f431")."""
+    named = sum(1 for v in counts if 2 <= len(v.split()) <= 3 and all(w.replace(".", "").replace("-", "").isalpha()
+                                                                   for w in v.split()))
+    return bool(counts) and named >= 0.6 * len(counts)

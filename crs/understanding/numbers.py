@@ -214,6 +214,9 @@ class NumberSpotter(Spotter):
         if joiner == [] and not (first.kind == second.kind == "year"):
             return None
         start = first.start
+        named = {w for info in self.numeric for w in _named(info)}
+        while start > 0 and words[start - 1] in named and free[start - 1]:
+            start -= 1  # "between emoji 11 and 13"
         if start > 0 and _BETWEEN.match(words[start - 1]) and free[start - 1]:
             start -= 1
         elif joiner == ["and"]:
@@ -236,6 +239,9 @@ class NumberSpotter(Spotter):
         at = start
         if at > 0 and words[at - 1] in ("the", "early", "mid", "late") and free[at - 1]:
             at -= 1
+        named = {w for info in self.numeric for w in _named(info)}
+        while at > 0 and words[at - 1] in named and free[at - 1]:
+            at -= 1  # "after emoji 12", "before version 3": the attribute's own word between
         for group, phrases in (("low_strict", _LOW_STRICT), ("low", _LOW), ("high_strict", _HIGH_STRICT),
                                ("high", _HIGH), ("around", _AROUND)):
             for phrase in phrases:
@@ -354,9 +360,10 @@ def _decade(word: str) -> float | None:
 
 def _named(info: AttributeInfo) -> set[str]:
     """Content words of an attribute's name and description ("added_in": added, emoji, version)."""
-    from crs.understanding.stopwords import STOPWORDS
+    from crs.understanding.stopwords import FUNCTION_WORDS
 
-    return {w for w in re.split(r"[\W_]+", _text(info)) if len(w) > 3 and w not in STOPWORDS}
+    words = {w for w in re.split(r"[\W_]+", _text(info)) if len(w) > 3 and w not in FUNCTION_WORDS}
+    return words | {w + "s" for w in words}
 
 
 def _text(info: AttributeInfo) -> str:

@@ -319,8 +319,8 @@ class RuleCritiqueParser(CritiqueParser):
     def _relatives(self, norm: str, consumed: str, references: list[int], critique: Critique) -> str:
         for pattern, attribute_pattern, direction in COMPARATIVES:
             match = pattern.search(consumed)
-            if not match:
-                continue
+            if not match or re.search(r"\d\s+(?:or|and)\s*$", consumed[:match.start()]):
+                continue  # "13 or later" is a range's end, read with its number
             ordered = [a for a in self.facts.attributes.values() if a.ordered]
             attribute = next((a.name for a in ordered if re.search(attribute_pattern, a.name.replace("_", " "))),
                              next((a.name for a in ordered if re.search(attribute_pattern, a.description.lower())),
