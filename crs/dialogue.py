@@ -277,11 +277,11 @@ class DialogueManager:
             scored = [ScoredItem(i, 0.0) for i in ids]
         else:
             scored = self.searcher.index.score_ids(self.searcher.index.targets(query), np.array(ids, dtype=np.int64))
-        return reply_items(self.searcher.hits(scored), belief)
+        return reply_items(self.searcher.hits(scored), belief, self.facts)
 
     def reason(self, hit: SearchHit, belief: BeliefState) -> str:
         """One line on why an item is shown (:func:`crs.replies.reason`)."""
-        return reason(hit, belief)
+        return reason(hit, belief, self.facts)
 
     def _lock(self, session_id: str) -> threading.Lock:
         return self.sessions.lock(session_id)

@@ -31,10 +31,23 @@ class AttributeInfo:
     values: tuple[str, ...]  # the vocabulary: declared values, else those present, most common first
     order: tuple[str, ...] | None  # low to high, for relative critiques on categorical values
     description: str = ""
+    label: str = ""  # what people call it (the schema's `label`); "" = from the name
+    # The schema's `display` names of values, as (value, name) pairs (hashable, like the spec's).
+    display: tuple[tuple[str, str], ...] = ()
 
     @property
     def ordered(self) -> bool:
         return self.kind == "numeric" or self.order is not None
+
+    @property
+    def display_label(self) -> str:
+        """The attribute as people read it: the schema's label, else the name with spaces
+        ("mpaa_rating" -> "mpaa rating"); never the raw field name."""
+        return self.label or self.name.replace("_", " ")
+
+    def display_value(self, value: str) -> str:
+        """A value as people read it: its display name, else the value as stored."""
+        return dict(self.display).get(value, value)
 
 
 class CatalogFacts:
@@ -87,7 +100,8 @@ class CatalogFacts:
                     tags[attribute.name] = matrix
             infos[attribute.name] = AttributeInfo(
                 attribute.name, attribute.kind, bool(attribute.askable), vocabulary,
-                tuple(attribute.value_order) if attribute.value_order else None, attribute.description or "")
+                tuple(attribute.value_order) if attribute.value_order else None, attribute.description or "",
+                attribute.label or "", tuple(sorted((attribute.display or {}).items())))
         return cls(catalog.name, ids, infos, codes, tags, numbers)
 
     # -- lookups -------------------------------------------------------------------------------------

@@ -101,22 +101,48 @@ def load_reply_writer(spec: str = "templates", **context: Any) -> ReplyWriter:
     return REPLY_WRITERS.create(spec, **context)
 
 
+def in_sentence(label: str) -> str:
+    """A label inside a sentence: "Genre" -> "genre", but "MPAA rating" stays (an acronym)."""
+    return label if len(label) > 1 and label[1].isupper() else label[:1].lower() + label[1:]
+
+
+def option_text(facts: CatalogFacts, attribute: str, option: str) -> str:
+    """An option as a person reads it (a button, a list in a sentence): the value's display name;
+    the value itself stays the option (what a click sends back)."""
+    if option == ANY:
+        return option
+    info = facts.attributes.get(attribute)
+    return info.display_value(option) if info is not None else option
+
+
+def question_labels(facts: CatalogFacts | None, attribute: str, options: list[str]) -> dict[str, Any]:
+    """``{label, option_labels}``: the attribute's and each option's text for people, for clients
+    that show buttons (the options stay values, as the API's contract has them)."""
+    info = facts.attributes.get(attribute) if facts is not None else None
+    if info is None:
+        return {"label": attribute.replace("_", " "), "option_labels": list(options)}
+    return {"label": info.display_label, "option_labels": [option_text(facts, attribute, o) for o in options]}
+
+
 def question_text(facts: CatalogFacts, ask: Ask) -> str:
-    """The question, with its options as examples ("any" goes without saying)."""
+    """The question, with its options as examples ("any" goes without saying), in the catalog's
+    words: the schema's label and display names, never the field's own name."""
     info = facts.attributes[ask.attribute]
-    label = info.name.replace("_", " ")
-    options = [o for o in ask.options if o != ANY]
+    label = in_sentence(info.display_label)
+    options = [info.display_value(o) for o in ask.options if o != ANY]
     return f"Which {label} would you like? For example {', '.join(options[:-1])} or {options[-1]}." \
         if len(options) > 1 else f"Would you like {label} {options[0]}?"
 
 
-def reason(hit: SearchHit, belief: BeliefState) -> str:
-    """One line on why an item is shown: the wishes it meets and what it resembles."""
+def reason(hit: SearchHit, belief: BeliefState, facts: CatalogFacts | None = None) -> str:
+    """One line on why an item is shown: the wishes it meets (by their display names, given
+    ``facts``) and what it resembles."""
     met = []
     for attribute, values in belief.require.items():
         value = hit.attributes.get(attribute)
         have = [v for v in values if (v in value if isinstance(value, list) else v == value)]
-        met += have
+        info = facts.attributes.get(attribute) if facts is not None else None
+        met += [info.display_value(v) for v in have] if info is not None else have
     bits = []
     if met:
         bits.append(", ".join(met[:3]))
@@ -126,9 +152,11 @@ def reason(hit: SearchHit, belief: BeliefState) -> str:
         bits.append("close to what you liked")
     if belief.texts and hit.parts.get("text", 0) > 0.15:
         bits.append(f"matches \u201c{belief.texts[-1]}\u201d")
-    return "; ".join(bits).capitalize() if bits else "One of the closest matches"
+    # Only the first letter is raised: capitalize() would lower "PG-13" or "Sci-Fi" after it.
+    text = "; ".join(bits)
+    return text[:1].upper() + text[1:] if text else "One of the closest matches"
 
 
-def reply_items(hits: list[SearchHit], belief: BeliefState) -> list[ReplyItem]:
+def reply_items(hits: list[SearchHit], belief: BeliefState, facts: CatalogFacts | None = None) -> list[ReplyItem]:
     """The items of a reply, each with its reason."""
-    return [ReplyItem(h.id, h.title, h.image, h.score, reason(h, belief), h.item_id) for h in hits]
+    return [ReplyItem(h.id, h.title, h.image, h.score, reason(h, belief, facts), h.item_id) for h in hits]

@@ -160,3 +160,44 @@ def test_cli_messages_never_show_the_password(shapes_catalog, capsys: pytest.Cap
         err = capsys.readouterr().err
         assert err.startswith("error: ") and "Traceback" not in err, err
         assert_no_address(err)
+
+
+def test_attribute_labels_migrate_an_existing_store(tmp_path: Path) -> None:
+    """A store made before migration 0004 gains the label columns, keeps its rows, and the next
+    ingest fills the labels from the schema file."""
+    from datetime import datetime
+
+    from sqlalchemy import create_engine, text
+
+    from crs.catalog.ingest import IngestOptions, ingest
+    from crs.store.migrations import _ledger, m0001_catalog, m0002_conversations, m0003_evaluation
+    from crs.store.models import Attribute
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:  # the store as the three earlier migrations left it, with a catalog in it
+        _ledger.create(conn)
+        for migration in (m0001_catalog, m0002_conversations, m0003_evaluation):
+            migration.upgrade(conn)
+            conn.execute(_ledger.insert().values(name=migration.NAME, applied_at=datetime.utcnow()))
+        conn.execute(text("INSERT INTO catalogs (id, name, title, image_root, content_hash, updated_at) "
+                          "VALUES (1, 'films', 'Films', '', '', '2025-01-01')"))
+        conn.execute(text("INSERT INTO attributes (catalog_id, name, kind, description, askable, position) "
+                          "VALUES (1, 'mpaa_rating', 'categorical', '', 1, 0)"))
+    engine.dispose()
+    store = open_store(url)
+    assert migration_names(tmp_path / "old.db")[-1] == "0004_attribute_labels"
+    with store.session() as session:
+        (attribute,) = session.scalars(select(Attribute)).all()
+    assert attribute.name == "mpaa_rating" and attribute.label is None and attribute.display is None
+    folder = tmp_path / "films"
+    folder.mkdir()
+    (folder / "schema.json").write_text('{"name": "films", "attributes": [{"name": "mpaa_rating", "kind": '
+                                        '"categorical", "label": "MPAA rating", "display": {"PG-13": "PG-13"}}]}')
+    (folder / "films.jsonl").write_text('{"id": "a", "title": "A", "attributes": {"mpaa_rating": "PG-13"}}\n')
+    ingest(store, folder / "films.jsonl", IngestOptions(format="jsonl"))
+    with store.session() as session:
+        (attribute,) = session.scalars(select(Attribute)).all()
+    assert attribute.label == "MPAA rating" and attribute.display == {"pg-13": "PG-13"}
+    open_store(url)  # a second open applies nothing
+    assert migration_names(tmp_path / "old.db").count("0004_attribute_labels") == 1

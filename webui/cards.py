@@ -23,6 +23,7 @@ from typing import Any
 import gradio as gr
 
 from crs.errors import UserError
+from crs.facts import CatalogFacts
 from crs.web.errors import public_message
 from crs.web.reply_json import client_reply, image_url  # one reply JSON for every client
 
@@ -64,9 +65,9 @@ def page_error(exc: UserError) -> gr.Error:
     return gr.Error(html.escape(public_message(exc), quote=False))
 
 
-def reply_for_clients(reply: dict[str, Any], session_id: str) -> dict[str, Any]:
+def reply_for_clients(reply: dict[str, Any], session_id: str, facts: CatalogFacts | None = None) -> dict[str, Any]:
     """The JSON API's reply (crs.web.reply_json) with the session id: the same shape for every client."""
-    return {"session_id": session_id, **client_reply(reply)}
+    return {"session_id": session_id, **client_reply(reply, facts)}
 
 
 def fallback_note(fallbacks: list[str]) -> str:

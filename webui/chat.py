@@ -99,7 +99,7 @@ def chat_examples(examples: list[Example]) -> list[dict[str, Any]]:
 
 def render(state: TabState, examples: list[Example] | None = None) -> list[Any]:
     """Values for :meth:`Page.outputs`, in that order; ``examples`` also sets the chat's examples."""
-    options = state.options
+    options = state.option_labels
     chat: Any = messages(state) if examples is None else gr.Chatbot(messages(state), examples=chat_examples(examples))
     out: list[Any] = [state, state.session_id, chat, plain_markdown(state.note), gr.Row(visible=bool(options))]
     out += [gr.Button(value=options[n], visible=True) if n < len(options) else gr.Button(visible=False)

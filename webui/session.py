@@ -23,6 +23,7 @@ from PIL import Image
 from crs.dialogue import DialogueManager, SessionNotFound
 from crs.errors import UserError
 from crs.facts import AttributeInfo, CatalogFacts
+from crs.replies import question_labels
 from crs.search import QueryError
 from crs.turn import Message
 from crs.uploads import UploadError, UploadLimits, check_uploads, release_memory
@@ -40,6 +41,7 @@ class Turn:
     images: tuple[str, ...]  # uploaded files, shown again while the tab lives
     image_count: int  # pictures sent; after a reload only their number is known
     reply: dict[str, Any]  # Reply.to_json(), as the store keeps it
+    option_labels: tuple[str, ...] = ()  # what the question's option buttons show (schema display names)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,13 @@ class TabState:
         reply = self.turns[-1].reply
         question = reply.get("question")
         return list(question["options"]) if reply.get("action") == "ask" and question else []
+
+    @property
+    def option_labels(self) -> list[str]:
+        """What each of :attr:`options` shows on its button; a click still sends the option itself."""
+        options = self.options
+        labels = list(self.turns[-1].option_labels) if self.turns else []
+        return labels if len(labels) == len(options) else options
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,7 @@ class ChatTabs:
             history = self.dm.history(stored_id)
         except SessionNotFound:
             return TabState(note="Your earlier conversation is no longer stored; this is a new one.")
-        turns = tuple(Turn(t["message"], (), len(t["images"]), t["reply"]) for t in history)
+        turns = tuple(Turn(t["message"], (), len(t["images"]), t["reply"], self._labels(t["reply"])) for t in history)
         shown = self._shown(next((t.reply["items"] for t in reversed(turns) if t.reply.get("items")), []))
         belief = self.dm.belief(stored_id)
         ratings = {i.item_id: i.item_id in belief.liked for i in shown
@@ -127,13 +136,20 @@ class ChatTabs:
         finally:
             if decoded:
                 release_memory()
-        turns = (state.turns if same else ()) + (Turn(text, images, len(images), reply.to_json()),)
+        data = reply.to_json()
+        turns = (state.turns if same else ()) + (Turn(text, images, len(images), data, self._labels(data)),)
         if reply.items:
             return TabState(session_id, turns, tuple(RateableItem(i.id, i.item_id, i.title) for i in reply.items),
                             {}, note)
         if same:  # an ask turn: what was shown before can still be rated
             return TabState(session_id, turns, state.shown, state.ratings, note)
         return TabState(session_id, turns, note=note)
+
+    def _labels(self, reply: dict[str, Any]) -> tuple[str, ...]:
+        question = reply.get("question")
+        if not question:
+            return ()
+        return tuple(question_labels(self.dm.facts, question["attribute"], list(question["options"]))["option_labels"])
 
     def pick(self, state: TabState, index: int) -> TabState:
         """A click on the question's ``index``-th option: that option is the message."""
@@ -205,7 +221,7 @@ class ClientApi:
             reply = dm.respond(session_id, Message(text, images))
         except UserError as exc:  # a bad upload, an unknown session id
             raise page_error(exc) from None
-        return reply_for_clients(reply.to_json(), session_id)
+        return reply_for_clients(reply.to_json(), session_id, dm.facts)
 
     def feedback(self, session_id: str, item_id: str, liked: bool) -> dict[str, Any]:
         """Like (liked=true) or dislike an item by its catalog id; it counts from the next message."""
@@ -218,12 +234,13 @@ class ClientApi:
 
     def history(self, session_id: str) -> list[dict[str, Any]]:
         """The session's turns, oldest first: each message and the reply JSON."""
+        dm = self._dm()
         try:
-            turns = self._dm().history(session_id)
+            turns = dm.history(session_id)
         except UserError as exc:
             raise page_error(exc) from None
         return [{"number": t["number"], "message": t["message"], "images": len(t["images"]),
-                 **reply_for_clients(t["reply"], session_id)} for t in turns]
+                 **reply_for_clients(t["reply"], session_id, dm.facts)} for t in turns]
 
 
 def checked_images(text: str, paths: tuple[str, ...], limits: UploadLimits) -> tuple[Image.Image, ...]:

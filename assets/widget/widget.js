@@ -557,14 +557,18 @@
       const question = reply.question;
       if (question && Array.isArray(question.options) && question.options.length) {
         const group = h("div", { class: "options", role: "group",
-          "aria-label": question.text || `Choose a ${question.attribute}` });
-        for (const option of question.options) {
-          const label = String(option);
+          "aria-label": question.text || `Choose a ${question.label || question.attribute}` });
+        // A button shows the option's display name (option_labels) and sends the option itself,
+        // the value the assistant understands.
+        const labels = Array.isArray(question.option_labels) ? question.option_labels : [];
+        question.options.forEach((option, n) => {
+          const value = String(option);
+          const label = labels.length === question.options.length ? String(labels[n]) : value;
           group.append(h("button", {
             class: "option", type: "button", disabled: !live,
-            onclick: (e) => { e.currentTarget.classList.add("chosen"); this.submit(label); },
+            onclick: (e) => { e.currentTarget.classList.add("chosen"); this.submit(value); },
           }, label));
-        }
+        });
         this.append(group);
         if (live) this.lastOptions = group;
       }

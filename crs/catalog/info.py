@@ -52,6 +52,8 @@ def _attribute_info(session, attribute: Attribute) -> dict[str, Any]:  # type: i
     info: dict[str, Any] = {
         "name": attribute.name, "kind": attribute.kind, "askable": attribute.askable,
         "description": attribute.description,
+        # what people read: the schema's label (else the name with spaces) and display names
+        "label": attribute.label or attribute.name.replace("_", " "),
         "items_with_value": session.scalar(select(func.count(func.distinct(ItemValue.item_id))).where(where)) or 0,
     }
     if attribute.kind == "numeric":
@@ -63,4 +65,6 @@ def _attribute_info(session, attribute: Attribute) -> dict[str, Any]:  # type: i
         info.update(distinct_values=len(counts), top_values=[[value, count] for value, count in counts[:TOP_VALUES]])
         if attribute.value_order:
             info["order"] = attribute.value_order
+        if attribute.display:
+            info["display"] = attribute.display
     return info

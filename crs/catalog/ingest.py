@@ -168,8 +168,11 @@ def _check_images(records: list[ItemRecord], root: Path, options: IngestOptions
 
 
 def _schema_salt(schema: CatalogSchema) -> str:
-    # Part of every row hash, so a schema change rewrites every item's values.
-    return json.dumps(schema.to_json()["attributes"], sort_keys=True)
+    # Part of every row hash, so a schema change rewrites every item's values. Labels and display
+    # names are left out: they change no value, and a new row hash would also void the catalog's
+    # index (keyed by row hashes) for a change of wording.
+    return json.dumps([{k: v for k, v in spec.items() if k not in ("label", "display")}
+                       for spec in schema.to_json()["attributes"]], sort_keys=True)
 
 
 def _sync_attributes(session, catalog: Catalog, schema: CatalogSchema) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -184,6 +187,8 @@ def _sync_attributes(session, catalog: Catalog, schema: CatalogSchema) -> dict[s
         attribute.askable = spec.askable
         attribute.allowed_values = list(spec.values) if spec.values is not None else None
         attribute.value_order = list(spec.order) if spec.order is not None else None
+        attribute.label = spec.label
+        attribute.display = dict(spec.display) if spec.display is not None else None
         attribute.position = position
         session.add(attribute)
     session.flush()

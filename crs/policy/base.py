@@ -7,15 +7,32 @@ interface (:mod:`crs.policy.baselines`), and so does the LLM policy (:mod:`crs.l
 """
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
+from rapidfuzz import fuzz
 
 from ..facts import CatalogFacts
 
 ANY = "any"  # the option every question offers: "I don't mind"
+
+# A question is asked only about an attribute that items holding at least this share of the
+# live candidates' posterior mass have a value for. A person answers about the item they want:
+# when it most likely has no value (films' mpaa_rating: 85% of films have none), the honest
+# answer is "I don't know" or "any", and a model that reads "any" as "it has none" learns from
+# an answer nobody can give. 0.5 = the item more likely has a value than not, so the likely
+# answer is a value; every asking policy checks it here (question_options, and the planner's
+# own option lists through offered_values).
+MIN_COVERAGE = 0.5
+# Two options are near-duplicates (skipped: the less likely one is not offered beside the
+# other) at this rapidfuzz token-set ratio, after singular/plural folding: "animals",
+# "animal mammal" and "mammals" are one choice to a person, and two buttons for it split the
+# answers between values that mean the same.
+DUPLICATE_RATIO = 90.0
 
 
 @dataclass(frozen=True)
@@ -78,10 +95,82 @@ def top_new(context: PolicyContext, k: int | None = None) -> list[int]:
     return (fresh + [i for i in ids if i in context.shown])[:k]
 
 
+def live_posterior(context: PolicyContext) -> np.ndarray:
+    """The posterior over the live candidates: items shown and not taken count for nothing (they
+    were rejected), unless every candidate was shown. Sums to 1."""
+    p = np.asarray(context.candidates.posterior, dtype=np.float64)
+    if context.shown:
+        unshown = np.where(np.isin(context.candidates.ids, list(context.shown)), 0.0, p)
+        if unshown.sum() > 0:
+            p = unshown
+    total = p.sum()
+    return p / total if total > 0 else p
+
+
+def coverage(mass: np.ndarray, matrix: np.ndarray) -> float:
+    """Share of ``mass`` (per row of ``matrix``) on rows that have some value of the attribute."""
+    total = float(mass.sum())
+    return float(mass @ matrix.any(axis=1)) / total if total > 0 else 0.0
+
+
 def question_options(context: PolicyContext, attribute: str, limit: int = 5) -> list[str]:
-    """The values of ``attribute`` carrying the most posterior mass among the candidates, then ANY."""
+    """The values of ``attribute`` carrying the most posterior mass among the candidates, no two
+    alike (:func:`offered_values`), then ANY; [] when most of the live candidates' mass has no
+    value for it (:data:`MIN_COVERAGE`): such an attribute is not asked."""
     matrix = context.facts.value_matrix(attribute, context.candidates.ids)
+    if coverage(live_posterior(context), matrix) < MIN_COVERAGE:
+        return []
     mass = context.candidates.posterior @ matrix
     values = context.facts.attributes[attribute].values
-    order = [i for i in np.argsort(-mass, kind="stable") if mass[i] > 0][:limit]
-    return [values[i] for i in order] + [ANY]
+    return [values[i] for i in offered_values(values, mass, limit)] + [ANY]
+
+
+def offered_values(values: Sequence[str], mass: np.ndarray, limit: int, excluded: Iterable[str] = ()) -> list[int]:
+    """Indices of the values a question offers: the most mass first, mass > 0, not ``excluded``,
+    and none a near-duplicate of a more likely one already offered (:func:`near_duplicate`)."""
+    excluded = frozenset(excluded)
+    picked: list[int] = []
+    for i in np.argsort(-mass, kind="stable"):
+        if len(picked) >= limit or mass[i] <= 0:
+            break
+        if values[i] in excluded or any(near_duplicate(values[i], values[j]) for j in picked):
+            continue
+        picked.append(int(i))
+    return picked
+
+
+def _singular(word: str) -> str:
+    """English plural to singular for the common cases ("arrows", "boxes", "berries"); short
+    words and "-ss" words ("glass") are left alone."""
+    if len(word) <= 3 or not word.endswith("s") or word.endswith("ss"):
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("sses", "xes", "zes", "ches", "shes")):
+        return word[:-2]
+    return word[:-1]
+
+
+def _fold(value: str) -> tuple[str, ...]:
+    """Lower-case words, punctuation dropped, each made singular ("arrows" -> "arrow", "boxes" ->
+    "box"; "glass" stays), sorted without repeats; "and" is a spelling of "&", not a word."""
+    words = re.findall(r"[a-z0-9]+", value.lower())
+    return tuple(sorted({_singular(w) for w in words if w != "and"}))
+
+
+@lru_cache(maxsize=65536)
+def near_duplicate(a: str, b: str) -> bool:
+    """Whether two values mean the same to a person choosing between them: the same words once
+    folded ("arrow"/"arrows", "food & drink"/"food and drink"), or a token-set ratio of at least
+    :data:`DUPLICATE_RATIO` ("mammals" is within "animal mammal"). Containment alone does not
+    count when the shared words are too short to name anything (under 3 letters: "pg" in
+    "pg-13") or the extra words hold digits (a number tells values apart)."""
+    fa, fb = _fold(a), _fold(b)
+    if fa == fb:
+        return True
+    if fuzz.token_set_ratio(" ".join(fa), " ".join(fb)) < DUPLICATE_RATIO:
+        return False
+    shared, extra = set(fa) & set(fb), set(fa) ^ set(fb)
+    if set(fa) <= set(fb) or set(fb) <= set(fa):  # the ratio is 100 for any containment
+        return sum(len(w) for w in shared) >= 3 and not any(c.isdigit() for w in extra for c in w)
+    return True

@@ -61,7 +61,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import ANY, Ask, Decision, Policy, PolicyContext, Recommend, top_new
+from .base import ANY, MIN_COVERAGE, Ask, Decision, Policy, PolicyContext, Recommend, coverage, offered_values, top_new
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,9 @@ class PlannedEIGPolicy(Policy):
     def _questions(self, context: PolicyContext, belief: _Belief, planned: frozenset[str] = frozenset()
                    ) -> list[_Question]:
         """The questions open in ``belief``: attributes not settled; asked ones only when their
-        last answer was "none of these"; ``planned`` ones (asked earlier in the lookahead) not again."""
+        last answer was "none of these"; ``planned`` ones (asked earlier in the lookahead) not again;
+        none that most of the belief has no value for; options as every policy offers them
+        (:func:`~crs.policy.base.offered_values`: no near-duplicates)."""
         questions = []
         for attribute, matrix in belief.matrices.items():
             if attribute in context.settled or attribute in planned:
@@ -254,10 +256,11 @@ class PlannedEIGPolicy(Policy):
             excluded = context.excluded.get(attribute, frozenset())
             if attribute in context.asked and not excluded:
                 continue
+            if coverage(belief.mass, matrix) < MIN_COVERAGE:
+                continue  # most of the belief has no value here: nobody could answer (base.MIN_COVERAGE)
             values = context.facts.attributes[attribute].values
             mass = belief.mass @ matrix
-            order = [i for i in np.argsort(-mass, kind="stable") if mass[i] > 0 and values[i] not in excluded]
-            order = order[:self.options]
+            order = offered_values(values, mass, self.options, excluded)
             if not order or (len(order) == 1 and mass[order[0]] >= 1 - 1e-9):
                 continue  # every candidate has the one value: the answer tells nothing
             questions.append(_Question(attribute, [values[i] for i in order] + [ANY],

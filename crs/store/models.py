@@ -49,6 +49,10 @@ class Attribute(Base):
     allowed_values: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     value_order: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # For people only (migration 0004): the attribute's name ("MPAA rating") and value -> display
+    # name ({"pg-13": "PG-13"}); None = the name with spaces, the values as stored.
+    label: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    display: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
 
     catalog: Mapped[Catalog] = relationship(back_populates="attributes")
 

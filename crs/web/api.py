@@ -42,6 +42,7 @@ from crs.catalog.browse import get_item
 from crs.catalog.info import catalog_info
 from crs.dialogue import SessionNotFound
 from crs.errors import UserError
+from crs.facts import CatalogFacts
 from crs.web.rate_limits import RateLimited, RateLimiter
 from crs.search import QueryError
 from crs.web.errors import INTERNAL_ERROR, UNAVAILABLE, busy_store
@@ -68,8 +69,12 @@ class SessionCreated(BaseModel):
 
 class QuestionOut(BaseModel):
     attribute: str
-    options: list[str] = Field(description="values to pick from; the last one is usually 'any'")
+    options: list[str] = Field(description="values to pick from; the last one is usually 'any'. Send one back "
+                                           "as the message text to answer")
     text: str = Field(description="the question as a sentence")
+    label: str = Field(description="the attribute's name for people (the catalog schema's label)")
+    option_labels: list[str] = Field(description="what to show on each option's button, in the order of "
+                                                 "options (the schema's display names, else the value)")
 
 
 class ItemCard(BaseModel):
@@ -169,9 +174,9 @@ class CatalogOut(BaseModel):
     licenses: dict[str, int]
 
 
-def reply_out(data: dict[str, Any]) -> ReplyOut:
+def reply_out(data: dict[str, Any], facts: CatalogFacts | None = None) -> ReplyOut:
     """:meth:`crs.turn.Reply.to_json` in the API's shape (:func:`crs.web.reply_json.client_reply`)."""
-    return ReplyOut.model_validate(client_reply(data))
+    return ReplyOut.model_validate(client_reply(data, facts))
 
 
 # -- errors and body limits, for every route of the router ------------------------------------------
@@ -324,7 +329,7 @@ def build_router(services: Services, limiter: RateLimiter | None = None) -> APIR
         finally:
             if checked:
                 release_memory()
-        return reply_out(reply.to_json())
+        return reply_out(reply.to_json(), dm.facts)
 
     @router.get("/sessions/{session_id}", response_model=SessionOut, tags=["sessions"], responses=not_found)
     def get_session(session_id: str) -> SessionOut:
@@ -332,7 +337,7 @@ def build_router(services: Services, limiter: RateLimiter | None = None) -> APIR
         turns = [TurnOut(number=t["number"], text=t["message"], latency_ms=t["latency_ms"] or 0.0,
                          images=[ImageInfo(width=i["size"][0], height=i["size"][1], sha1=i["sha1"])
                                  for i in t["images"] or []],
-                         reply=reply_out(t["reply"])) for t in dm.history(session_id)]
+                         reply=reply_out(t["reply"], dm.facts)) for t in dm.history(session_id)]
         belief = dm.belief(session_id)
         return SessionOut(session_id=session_id, turns=turns, liked=services.searcher.external_ids(belief.liked),
                           disliked=services.searcher.external_ids(belief.disliked))

@@ -6,8 +6,13 @@ server-side image path never leaves the server: it becomes ``image_url``, the ap
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+from crs.replies import question_labels
+
+if TYPE_CHECKING:
+    from crs.facts import CatalogFacts
 
 PREFIX = "/api/v1"
 
@@ -18,14 +23,18 @@ def image_url(external_id: str, has_image: bool) -> str | None:
     return f"{PREFIX}/items/{quote(external_id, safe='')}/image" if has_image else None
 
 
-def client_reply(reply: dict[str, Any]) -> dict[str, Any]:
-    """``{reply, action, question: {attribute, options, text} | null, items: [{id, title,
-    image_url, score, reason}], fallbacks}``: DESIGN's contract for a reply."""
+def client_reply(reply: dict[str, Any], facts: CatalogFacts | None = None) -> dict[str, Any]:
+    """``{reply, action, question: {attribute, options, text, label, option_labels} | null,
+    items: [{id, title, image_url, score, reason}], fallbacks}``: DESIGN's contract for a reply.
+    The options stay values (what a client sends back when one is clicked); ``label`` and
+    ``option_labels`` (one per option) are what a client shows, from the catalog's schema
+    (``facts``; without it, the names as stored)."""
     question = reply.get("question")
     return {
         "reply": reply["reply"], "action": reply["action"],
         "question": {"attribute": question["attribute"], "options": list(question["options"]),
-                     "text": question.get("text", "")} if question else None,
+                     "text": question.get("text", ""),
+                     **question_labels(facts, question["attribute"], list(question["options"]))} if question else None,
         "items": [{"id": i["id"], "title": i["title"], "image_url": image_url(i["id"], bool(i.get("image"))),
                    "score": i["score"], "reason": i["reason"]} for i in reply.get("items", [])],
         "fallbacks": list(reply.get("fallbacks", [])),

@@ -11,9 +11,9 @@ from types import ModuleType
 
 from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, insert, select
 
-from . import m0001_catalog, m0002_conversations, m0003_evaluation
+from . import m0001_catalog, m0002_conversations, m0003_evaluation, m0004_attribute_labels
 
-MIGRATIONS: list[ModuleType] = [m0001_catalog, m0002_conversations, m0003_evaluation]
+MIGRATIONS: list[ModuleType] = [m0001_catalog, m0002_conversations, m0003_evaluation, m0004_attribute_labels]
 
 _ledger = Table(
     "schema_migrations",
