@@ -30,7 +30,7 @@ from retrieval.multimodal import Query, ScoredItem
 
 from .belief import BeliefState
 from crs.understanding.parser import CritiqueParser, ParseContext, ShownItem
-from crs.understanding.rule_parser import RuleCritiqueParser
+from crs.understanding.offline_parser import OfflineCritiqueParser
 from .errors import StageFailure, UserError
 from .facts import CatalogFacts
 from crs.understanding.reader import ImageReader, ReadContext
@@ -70,7 +70,8 @@ class DialogueManager:
         self.catalog = searcher.catalog
         self.facts = facts or CatalogFacts.load(store, searcher.catalog)
         self.offline_reader = OfflineImageReader(searcher)
-        self.rule_parser = RuleCritiqueParser(self.facts)
+        # The offline parser: the default, and every turn's fallback when an LLM parser fails.
+        self.rule_parser = OfflineCritiqueParser.for_searcher(self.facts, searcher)
         self.default_policy = load_policy("eig")
         self.default_writer = TemplateReplyWriter()
         self.reader = reader or self.offline_reader

@@ -52,13 +52,18 @@ class AttributeInfo:
 
 class CatalogFacts:
     def __init__(self, catalog: str, ids: np.ndarray, attributes: dict[str, AttributeInfo],
-                 codes: dict[str, np.ndarray], tags: dict[str, np.ndarray], numbers: dict[str, np.ndarray]) -> None:
+                 codes: dict[str, np.ndarray], tags: dict[str, np.ndarray], numbers: dict[str, np.ndarray],
+                 keywords: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         self.catalog = catalog
         self.ids = ids  # sorted store ids; row r of every array belongs to ids[r]
         self.attributes = attributes
         self._codes = codes  # categorical: value index per row, -1 = none
         self._tags = tags  # tags: bool (rows, values)
         self._numbers = numbers  # numeric: float per row, NaN = none
+        # tags with more than MAX_TAG_VALUES values (a film's cast): (rows, value codes) per
+        # (item, value) pair, sorted by row. Too many values to ask about or to hold as a dense
+        # matrix, but a person names them ("with tom hanks"), so constraints on them must hold.
+        self._keywords = keywords or {}
 
     @classmethod
     def load(cls, store: Store, catalog: Catalog) -> CatalogFacts:
@@ -73,7 +78,7 @@ class CatalogFacts:
         by_attribute: dict[int, list[tuple[int, str | None, float | None]]] = {}
         for attribute_id, item_id, value, number in rows:
             by_attribute.setdefault(attribute_id, []).append((item_id, value, number))
-        infos, codes, tags, numbers = {}, {}, {}, {}
+        infos, codes, tags, numbers, keywords = {}, {}, {}, {}, {}
         for attribute in attributes:
             values = by_attribute.get(attribute.id, [])
             item_rows = np.searchsorted(ids, np.array([v[0] for v in values], dtype=np.int64))
@@ -87,10 +92,12 @@ class CatalogFacts:
                 present = [value for value, _ in counts.most_common()]
                 declared = list(attribute.allowed_values or [])
                 vocabulary = tuple(declared + [v for v in present if v not in declared]) if declared else tuple(present)
-                if attribute.kind == "tags" and len(vocabulary) > MAX_TAG_VALUES:
-                    continue
                 index = {value: i for i, value in enumerate(vocabulary)}
-                if attribute.kind == "categorical":
+                if attribute.kind == "tags" and len(vocabulary) > MAX_TAG_VALUES:
+                    order = np.argsort(item_rows, kind="stable")
+                    keywords[attribute.name] = (item_rows[order].astype(np.int64),
+                                                np.array([index[v[1]] for v in values], dtype=np.int64)[order])
+                elif attribute.kind == "categorical":
                     column = np.full(len(ids), -1, dtype=np.int32)
                     column[item_rows] = [index[v[1]] for v in values]
                     codes[attribute.name] = column
@@ -102,7 +109,7 @@ class CatalogFacts:
                 attribute.name, attribute.kind, bool(attribute.askable), vocabulary,
                 tuple(attribute.value_order) if attribute.value_order else None, attribute.description or "",
                 attribute.label or "", tuple(sorted((attribute.display or {}).items())))
-        return cls(catalog.name, ids, infos, codes, tags, numbers)
+        return cls(catalog.name, ids, infos, codes, tags, numbers, keywords)
 
     # -- lookups -------------------------------------------------------------------------------------
 
@@ -120,9 +127,26 @@ class CatalogFacts:
         rows = self.rows(ids)
         if info.kind == "categorical":
             return np.isin(self._codes[attribute][rows], wanted)
+        if attribute in self._keywords:
+            entry_rows, entry_codes = self._keywords[attribute]
+            return np.isin(rows, entry_rows[np.isin(entry_codes, wanted)])
         if info.kind == "tags":
             return self._tags[attribute][rows][:, wanted].any(axis=1) if wanted else np.zeros(len(rows), dtype=bool)
         raise ValueError(f"{attribute} is numeric: compare numbers, not values")
+
+    def value_counts(self, attribute: str) -> dict[str, int]:
+        """How many items have each value of a categorical or tags attribute."""
+        info = self.attributes[attribute]
+        if attribute in self._keywords:
+            codes = self._keywords[attribute][1]
+        elif attribute in self._codes:
+            codes = self._codes[attribute][self._codes[attribute] >= 0]
+        elif attribute in self._tags:
+            return {v: int(c) for v, c in zip(info.values, self._tags[attribute].sum(axis=0))}
+        else:
+            raise ValueError(f"{attribute} is numeric: it has no values to count")
+        counts = np.bincount(codes, minlength=len(info.values))
+        return {v: int(c) for v, c in zip(info.values, counts)}
 
     def value_matrix(self, attribute: str, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """(items, vocabulary) bool: which values each item has (one at most for categorical)."""
@@ -164,6 +188,11 @@ class CatalogFacts:
                     present = np.flatnonzero(self._tags[name][row])
                     if len(present):
                         out[i][name] = [info.values[j] for j in present]
+                elif name in self._keywords:
+                    entry_rows, entry_codes = self._keywords[name]
+                    lo, hi = np.searchsorted(entry_rows, [row, row + 1])
+                    if hi > lo:
+                        out[i][name] = [info.values[j] for j in entry_codes[lo:hi]]
                 elif name in self._numbers and not np.isnan(self._numbers[name][row]):
                     out[i][name] = float(self._numbers[name][row])
         return out

@@ -42,7 +42,7 @@ class Posterior:
 
     def query(self, belief: BeliefState) -> Query:
         text = belief.query_text()
-        return Query(text=self._encode_text(text) if text else None,
+        return Query(text=self._encode_text(text) if text else None, words=text,
                      images=belief.image_vectors, visual=belief.visual_vectors,
                      liked=tuple(belief.liked_unpicked()), disliked=tuple(belief.disliked))
 
