@@ -230,13 +230,22 @@ def test_bad_label_and_display_keys_fail_clearly(spec: dict, message: str) -> No
     assert message in str(error.value) and "s.json: attributes[0]" in str(error.value)
 
 
-def test_old_schemas_serialise_as_before() -> None:
+def test_old_schemas_serialise_as_before(tmp_path: Path) -> None:
     # The schema's JSON salts every row hash: a schema without labels must give the same JSON as
-    # before labels existed, or every demo row would be rewritten on the next load.
-    schema = load_schema(DEMO_DIR / "schema.json")
-    for attribute in schema.to_json()["attributes"]:
+    # before labels existed, and labels added later must not change the salt, or every demo row
+    # would be rewritten (and its index voided) on the next load.
+    from crs.catalog.ingest import _schema_salt
+
+    data = json.loads((DEMO_DIR / "schema.json").read_text())
+    for spec in data["attributes"]:
+        spec.pop("label", None)
+        spec.pop("display", None)
+    (tmp_path / "schema.json").write_text(json.dumps(data))
+    plain = load_schema(tmp_path / "schema.json")
+    for attribute in plain.to_json()["attributes"]:
         assert "label" not in attribute and "display" not in attribute
-    assert set(schema.to_json()["attributes"][0]) == {"name", "kind", "description", "askable", "values"}
+    assert set(plain.to_json()["attributes"][0]) == {"name", "kind", "description", "askable", "values"}
+    assert _schema_salt(plain) == _schema_salt(load_schema(DEMO_DIR / "schema.json"))
 
 
 # --- the committed 500-film sample -----------------------------------------------------------

@@ -78,6 +78,11 @@ class TestRules(ParserContract):
         return PARSERS.create("rules", facts=world["facts"])
 
 
+class TestOfflineParser(ParserContract):
+    def make_parser(self, world: dict[str, Any]) -> CritiqueParser:
+        return PARSERS.create("offline", facts=world["facts"], searcher=world["searcher"])
+
+
 class TestFakeParser(ParserContract):
     def make_parser(self, world: dict[str, Any]) -> CritiqueParser:
         script = [{"require": {"shape": ["star"]}, "source": "fake"}]
@@ -108,7 +113,7 @@ class TestLLMReader(ReaderContract):
 
 
 def test_every_registered_stage_has_a_contract_suite() -> None:
-    covered = {"rules", "fake", "llm"}
+    covered = {"offline", "rules", "fake", "llm"}
     assert set(PARSERS.names()) == covered
     assert set(READERS.names()) == {"offline", "fake", "llm", "hf"}  # hf: tests/test_hf_reader.py
 

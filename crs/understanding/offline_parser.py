@@ -37,12 +37,16 @@ class OfflineCritiqueParser(RuleCritiqueParser):
 
     @classmethod
     def for_searcher(cls, facts: CatalogFacts, searcher: Any) -> OfflineCritiqueParser:
-        """With the catalog's own text encoder: its backbone (MiniLM), whose plain sentence
-        space is where the grounding threshold was calibrated, else the encoder itself."""
+        """With the catalog's own text encoder's backbone when it is the bundled MiniLM, whose
+        plain sentence space is where the grounding threshold was calibrated. Another encoder
+        (CLIP, a test fake) has other cosines: no grounding until it is calibrated for it."""
+        from retrieval.encoders.minilm import MINILM_NAME
+
         embedder = getattr(searcher, "embedder", None)
         encoder = getattr(embedder, "text", None)
         encoder = getattr(encoder, "base", None) or encoder
-        return cls(facts, encoder.encode if encoder is not None else None)
+        calibrated = encoder is not None and getattr(encoder, "name", "") == MINILM_NAME
+        return cls(facts, encoder.encode if calibrated else None)
 
 
 @cache

@@ -5,7 +5,7 @@ hanks" must not look for items whose text says "film")."""
 from __future__ import annotations
 
 FUNCTION_WORDS = set("""a an the this that these those it its i i'm im i'd id i'll me my mine we us our you your
-he she they them their one ones of in on at to for with and or but so as is are was were be been being am do does
+he she they them their one ones of in on at to for with and or but so as is are was were be been being am do does all
 did doing have has had having want wants wanted need needs like likes would could should can will shall may might
 must please some something anything more less very really just also maybe perhaps thing things what which who whom
 how any ok okay yes yeah yep hmm hm well now again same similar than then there here about around into onto from by
