@@ -115,6 +115,9 @@ class Lexicon:
         if entry not in entries:
             entries.append(entry)
 
+    def lookup_all(self, phrase: str) -> list[Entry]:
+        return self.phrases.get(phrase, [])
+
     def lookup(self, phrase: str) -> list[Entry]:
         entries = self.phrases.get(phrase, [])
         best = max((e.strength for e in entries), default=0)

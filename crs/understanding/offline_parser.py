@@ -23,6 +23,9 @@ from crs.understanding.rule_parser import RuleCritiqueParser
 from crs.understanding.spotting import LexiconSpotter
 
 
+GROUNDED_MAX = 30  # values at most, for an attribute to be grounded by meaning
+
+
 class OfflineCritiqueParser(RuleCritiqueParser):
     name = "offline"
 
@@ -33,7 +36,10 @@ class OfflineCritiqueParser(RuleCritiqueParser):
         self.spotters = [NumberSpotter(facts), LexiconSpotter(self.lexicon),
                          NameSpotter(facts, names, small, common_words=common_words())]
         if encode is not None:  # without an encoder (tests, tools) the rest still works
-            self.spotters.append(GroundingSpotter(facts, small, encode))
+            # Meaning is compared only with small closed vocabularies: among hundreds of fine
+            # groups the nearest value is rarely a clear winner ("cat" ~ "cat face").
+            closed = [a for a in small if len(facts.attributes[a].values) <= GROUNDED_MAX]
+            self.spotters.append(GroundingSpotter(facts, closed, encode))
 
     @classmethod
     def for_searcher(cls, facts: CatalogFacts, searcher: Any) -> OfflineCritiqueParser:

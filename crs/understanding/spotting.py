@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from crs.facts import CatalogFacts
 from crs.understanding.lexicon import Entry, Lexicon
+from crs.understanding.stopwords import ITEM_NOUNS
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,18 @@ def free_runs(free: list[bool]) -> list[tuple[int, int]]:
 
 
 class LexiconSpotter(Spotter):
-    """The catalog's vocabulary, longest phrase first (see :mod:`crs.understanding.lexicon`)."""
+    """The catalog's vocabulary, longest phrase first (see :mod:`crs.understanding.lexicon`).
+
+    A word that names values of two attributes where one value's items lie within the other's
+    ("food": the source group "food" inside the category "food & drink") is read as the broader
+    one: people name the kind of thing, and the narrower group stays reachable by asking. A word
+    people use for "an item" ("icons") is not a value on its own."""
+
+    CONTAINED = 0.9  # share of the narrower value's items that must have the broader one
 
     def __init__(self, lexicon: Lexicon) -> None:
         self.lexicon = lexicon
+        self._broader: dict[tuple[str, str | None], Entry] = {}
 
     def spot(self, words: list[str], free: list[bool], context: SpotContext) -> list[Span]:
         spans = []
@@ -74,15 +83,39 @@ class LexiconSpotter(Spotter):
             i = start
             while i < end:
                 for size in range(min(self.lexicon.longest, end - i), 0, -1):
-                    entries = self.lexicon.lookup(" ".join(words[i:i + size]))
-                    if entries:
-                        entry = _choose(entries, context.question_attribute)
+                    phrase = " ".join(words[i:i + size])
+                    entries = self.lexicon.lookup(phrase)
+                    if entries and not (size == 1 and phrase in ITEM_NOUNS):
+                        entry = self._read(phrase, entries, context)
                         spans.append(Span(i, i + size, entry.attribute, (entry.value,)))
                         i += size
                         break
                 else:
                     i += 1
         return spans
+
+    def _read(self, phrase: str, entries: list[Entry], context: SpotContext) -> Entry:
+        chosen = _choose(entries, context.question_attribute)
+        if chosen.attribute == context.question_attribute:
+            return chosen
+        key = (phrase, context.question_attribute)
+        if key not in self._broader:
+            self._broader[key] = self._widest(chosen, self.lexicon.lookup_all(phrase), context.facts)
+        return self._broader[key]
+
+    def _widest(self, chosen: Entry, candidates: list[Entry], facts: CatalogFacts) -> Entry:
+        if not hasattr(facts, "has_value"):
+            return chosen
+        mine = facts.has_value(chosen.attribute, [chosen.value], facts.ids)
+        if not mine.any():
+            return chosen
+        for other in candidates:
+            if other.attribute == chosen.attribute or other.attribute not in facts.attributes:
+                continue
+            theirs = facts.has_value(other.attribute, [other.value], facts.ids)
+            if theirs.sum() > mine.sum() and (mine & theirs).sum() >= self.CONTAINED * mine.sum():
+                return other
+        return chosen
 
 
 def _choose(entries: list[Entry], question_attribute: str | None) -> Entry:
