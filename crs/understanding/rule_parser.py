@@ -55,6 +55,8 @@ _ACCEPT = re.compile(r"\b(?:that'?s it|that is it|this is it|that'?s the one|thi
                      r"found it|i'?ll take|i will take|i take|bingo|that one is it|is the one|"
                      r"love it|i choose|i pick|i'd like to buy|buy|i'?ll go with|i will go with|i'?ll have|i'?ll watch|"
                      r"watching it|great pick|good pick|nice pick|that'?ll do|sold)\b|\b(?:is|it is) it$|\bit is$")
+_FIRST_N = re.compile(r"\b(?:the\s+)?(first|top|last)\s+(two|three|four|2|3|4)\b(?:\s+ones?)?")
+_COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "2": 2, "3": 3, "4": 4}
 _YES = re.compile(r"^(?:yes|yeah|yep|yup)\b")  # "yes, the last one": an accept when it points at an item
 _DEMONSTRATIVE = re.compile(r"\b(?:this|that|same|it)\b")
 _DONT_CARE = re.compile(r"\b(?:any|anything|whatever|either|don'?t care|do not care|doesn'?t matter|"
@@ -62,7 +64,7 @@ _DONT_CARE = re.compile(r"\b(?:any|anything|whatever|either|don'?t care|do not c
                         r"do not know|no idea|skip|no matter|up to you|all fine|any is fine)\b")
 _LIKE = re.compile(r"\b(?:like|love|prefer|similar to|closer to|more like|as|want|resembl\w*|same as|"
                    r"go with|keep|nice|good|great|close|closest|cute|best|lovely|cool|pretty)\b")
-_DISLIKE = re.compile(r"\b(?:not|no|don'?t like|dislike|hate|without|less like|unlike|away from|drop|"
+_DISLIKE = re.compile(r"\b(?:not|no|neither|nor|don'?t like|dislike|hate|without|less like|unlike|away from|drop|"
                       r"remove|not like)\b")
 
 # Comparatives: words -> (pattern an attribute name must match, direction). Only applied when the
@@ -93,6 +95,7 @@ _PERCENT = re.compile(r"(\d)\s*%")
 _PLUS = re.compile(r"(\d)\s*\+")
 _OUT_OF = re.compile(r"(\d)\s*/\s*(\d+)\b")
 _EITHER = {"or", "either", "nor"}
+_POINTING = {"like", "liked", "love", "loved", "not", "no", "than", "prefer", "want", "with"}
 
 
 @dataclass
@@ -261,6 +264,14 @@ class RuleCritiqueParser(CritiqueParser):
             if text[:start].rstrip().endswith("than"):
                 self._after_than.add(index)
 
+        for match in _FIRST_N.finditer(norm):
+            count = _COUNT_WORDS[match.group(2)]
+            indexes = range(count) if match.group(1) in ("first", "top") else range(len(shown) - count, len(shown))
+            for index in indexes:
+                if 0 <= index < len(shown):
+                    point(index, norm, match.start())
+            consumed = consumed.replace(match.group(0), " ")
+            norm = norm.replace(match.group(0), " ")
         for match in _NUMBERED.finditer(norm):
             index = int(match.group(1)) - 1
             if 0 <= index < len(shown):
@@ -280,29 +291,52 @@ class RuleCritiqueParser(CritiqueParser):
         consumed = self._titles(consumed, context, point)
         return list(dict.fromkeys(found)), " ".join(consumed.split())
 
-    @staticmethod
-    def _titles(consumed: str, context: ParseContext, point: Any) -> str:
-        """"the tornado", "the black cat": words after "the" that are all in the title of exactly
-        one shown item (longest first) point at it."""
+    def _titles(self, consumed: str, context: ParseContext, point: Any) -> str:
+        """Shown items named by their title or what they are, not by position:
+
+        * "the tornado", "the black cat": words after "the" all in the title of exactly one shown
+          item (longest first);
+        * "something like alien", "older than shawshank", "forrest gump": a shown item's whole
+          title, or a long title word (5+ letters) only one shown title has;
+        * "i liked the musical", "not the western": after a word of liking or not, "the" and a
+          value exactly one shown item has.
+        """
         words = consumed.split()
-        titles = [set(_singular(w) for w in normalise(item.title).split()) for item in context.shown]
+        titles = [[_singular(w) for w in normalise(item.title).split()] for item in context.shown]
+        bags = [set(t) for t in titles]
         i = 0
         while i < len(words):
-            if words[i] != "the":
-                i += 1
-                continue
-            for size in (3, 2, 1):
-                phrase = [w for w in words[i + 1:i + 1 + size] if w not in STOPWORDS]
-                if len(words[i + 1:i + 1 + size]) < size or not phrase or len(phrase) < size:
-                    continue
-                matches = [k for k, title in enumerate(titles) if all(_singular(w) in title for w in phrase)]
-                if len(matches) == 1:
-                    point(matches[0], " ".join(words), len(" ".join(words[:i])))
-                    del words[i:i + 1 + size]
-                    break
+            size, index = self._title_at(words, i, titles, bags, context)
+            if size:
+                point(index, " ".join(words), len(" ".join(words[:i])) + (1 if i else 0))
+                del words[i:i + size]
             else:
                 i += 1
         return " ".join(words)
+
+    def _title_at(self, words: list[str], i: int, titles: list[list[str]], bags: list[set[str]],
+                  context: ParseContext) -> tuple[int, int]:
+        """(words used, shown index) for a title mention starting at word ``i``; (0, -1) if none."""
+        the = words[i] == "the"
+        start = i + 1 if the else i
+        for size in (4, 3, 2, 1):
+            chunk = [_singular(w) for w in words[start:start + size]]
+            if len(chunk) < size or not chunk or chunk[0] in STOPWORDS or chunk[-1] in STOPWORDS:
+                continue
+            whole = [k for k, t in enumerate(titles) if [w for w in t if w != "the"] == chunk]
+            if len(whole) == 1:
+                return size + (start - i), whole[0]
+            if the or (size == 1 and len(chunk[0]) >= 5 and not self.lexicon.lookup(chunk[0])):
+                inside = [k for k, bag in enumerate(bags) if all(w in bag for w in chunk if w not in STOPWORDS)]
+                if len(inside) == 1 and any(w not in STOPWORDS for w in chunk):
+                    return size + (start - i), inside[0]
+        if the and i > 0 and words[i - 1] in _POINTING and start < len(words):
+            entries = self.lexicon.lookup(words[start])
+            holders = [k for k, item in enumerate(context.shown)
+                       if any(_has(item.attributes.get(e.attribute), e.value) for e in entries)]
+            if entries and len(holders) == 1:
+                return 2, holders[0]
+        return 0, -1
 
     def _describe_match(self, words: str, context: ParseContext) -> int | None:
         """"the red one", "the cat one": the single shown item with that value or title word."""
@@ -310,8 +344,10 @@ class RuleCritiqueParser(CritiqueParser):
         matches = []
         for index, item in enumerate(context.shown):
             has_value = any(_has(item.attributes.get(e.attribute), e.value) for e in entries)
-            in_title = not entries and all(w in normalise(item.title).split() for w in words.split()
-                                           if w not in STOPWORDS)
+            said = set(normalise(item.title).split()) | {w for v in item.attributes.values()
+                                                         for x in (v if isinstance(v, list) else [v])
+                                                         for w in normalise(str(x)).split()}
+            in_title = not entries and all(w in said for w in words.split() if w not in STOPWORDS)
             if has_value or in_title:
                 matches.append(index)
         return matches[0] if len(matches) == 1 else None
