@@ -190,3 +190,40 @@ def test_the_offline_parser_grounds_what_the_vocabulary_misses(films: CatalogFac
     # the plain rules do not reach these
     assert "horror" not in str(read(RuleCritiqueParser(films), films, "something scary"))
     assert np.isfinite(THRESHOLD)
+
+
+# -- references by what an item is called ------------------------------------------------------------
+
+def _shown_titles(films: CatalogFacts, parser: OfflineCritiqueParser, text: str, titles: list[str]) -> dict:
+    ids = films.ids[:len(titles)]  # real films' attributes under the titles the test names
+    items = [ShownItem(int(i), title, v) for i, title, v in zip(ids, titles, films.values_of(ids))]
+    found = parser.parse(text, ParseContext(films, items)).to_json()
+    return {k: v for k, v in found.items() if k not in ("source", "text") and v not in ({}, [], None, False)}
+
+
+def test_items_named_by_title_or_position_in_any_clause(films: CatalogFacts, parser: OfflineCritiqueParser) -> None:
+    titles = ["Groundhog Day", "The Godfather", "Jaws", "Casablanca"]
+    assert _shown_titles(films, parser, "more like groundhog day", titles)["references"] == [
+        {"index": 0, "liked": True}]
+    assert _shown_titles(films, parser, "newer than casablanca", titles)["relative"][0]["reference"] == 3
+    assert _shown_titles(films, parser, "great, the godfather", titles).get("accept") in (None, 1)
+    assert _shown_titles(films, parser, "lovely. i'll take the fourth", titles)["accept"] == 3
+    both = _shown_titles(films, parser, "not the last two", titles)["references"]
+    assert {(r["index"], r["liked"]) for r in both} == {(2, False), (3, False)}
+
+
+def test_a_word_for_a_broad_group_is_the_broader_value(tmp_path: Path) -> None:
+    """Two attributes where one's values nest in the other's (a source group inside a category):
+    the word names the category, unless the pending question is about the group."""
+    from crs.facts import AttributeInfo
+
+    ids = np.arange(1, 7, dtype=np.int64)
+    attributes = {"category": AttributeInfo("category", "categorical", True, ("food & drink", "animals"), None),
+                  "group": AttributeInfo("group", "categorical", True, ("food", "fruit", "mammals"), None)}
+    codes = {"category": np.array([0, 0, 0, 1, 1, 1], dtype=np.int32),
+             "group": np.array([0, 0, 1, 2, 2, 2], dtype=np.int32)}
+    facts = CatalogFacts("toy", ids, attributes, codes, {}, {})
+    parser = OfflineCritiqueParser(facts)
+    assert read(parser, facts, "some food please") == {"require": {"category": ["food & drink"]}}
+    question = Question("group", ["food", "fruit", "any"])
+    assert read(parser, facts, "food i guess", question=question) == {"require": {"group": ["food"]}}

@@ -30,8 +30,10 @@ Encode = Callable[[Sequence[str]], np.ndarray]
 
 class GroundingSpotter(Spotter):
     def __init__(self, facts: CatalogFacts, attributes: Collection[str], encode: Encode,
-                 threshold: float = THRESHOLD, margin: float = MARGIN) -> None:
+                 threshold: float = THRESHOLD, margin: float = MARGIN, skip: Collection[str] = ()) -> None:
+        """``skip``: words never grounded (the attributes' own names: "language" is no language)."""
         self.encode = encode
+        self.skip = set(skip)
         self.threshold, self.margin = threshold, margin
         self.values: list[tuple[str, str]] = [(a, v) for a in attributes for v in facts.attributes[a].values
                                               if len(normalise(v)) >= 2]
@@ -52,7 +54,7 @@ class GroundingSpotter(Spotter):
             for size in (2, 1):
                 for i in range(start, end - size + 1):
                     chunk = words[i:i + size]
-                    if any(w in STOPWORDS or not any(c.isalpha() for c in w) for w in chunk):
+                    if any(w in STOPWORDS or w in self.skip or not any(c.isalpha() for c in w) for w in chunk):
                         continue
                     phrases.append((i, i + size, " ".join(chunk)))
         if not phrases:

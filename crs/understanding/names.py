@@ -30,7 +30,8 @@ from crs.understanding.stopwords import STOPWORDS
 FULL_NAME = 80  # fuzz.ratio for a 2-3 word phrase to be a full value ("tom hanx" ~ "tom hanks": 82),
 # with every word starting with the same letter as the value's (a typo rarely hits the first letter)
 TYPO_MIN = 5  # shorter words are too often other words one letter away ("red"/"bed")
-_CUES_BEFORE = {"by", "with", "starring", "featuring", "feat", "director", "actor", "actress", "directed", "from"}
+_CUES_BEFORE = {"by", "with", "starring", "featuring", "feat", "director", "actor", "actress", "directed", "from",
+                "no", "not", "without"}
 _CUES_AFTER = {"film", "films", "movie", "movies", "flick", "flicks", "'s"}
 _DIRECTING = {"directed", "director", "by", "filmmaker"}
 _ACTING = {"starring", "with", "actor", "actress", "featuring", "cast", "stars"}
@@ -116,7 +117,9 @@ class NameSpotter(Spotter):
         if word in self.common and not cued:
             return None
         name = self._pick(names, words)
-        return Span(self._cue_start(words, free, i), i + 1, name.attribute, (name.value,))
+        # Namesakes about as known as the best ("hepburn": Audrey and Katharine) are all meant.
+        alike = [n.value for n in names if n.attribute == name.attribute and n.count >= 0.5 * name.count]
+        return Span(self._cue_start(words, free, i), i + 1, name.attribute, tuple(dict.fromkeys([name.value, *alike])))
 
     @staticmethod
     def _cue_start(words: list[str], free: list[bool], i: int) -> int:
@@ -134,8 +137,8 @@ class NameSpotter(Spotter):
         found = process.extractOne(word, self.word_keys, scorer=OSA.distance, score_cutoff=allowed)
         if found is None:
             return None
-        if len(word) == TYPO_MIN - 1 and sorted(word) != sorted(found[0]):
-            return None  # four letters: only two swapped ones ("bleu"); "glue" is not blue
+        if len(word) == TYPO_MIN - 1 and sorted(word) != sorted(found[0]) and len(found[0]) <= len(word):
+            return None  # four letters: two swapped ("bleu") or one left out ("scfi"); "glue" is not blue
         attribute, value = self.words[found[0]]
         return Span(i, i + 1, attribute, (value,))
 
@@ -149,8 +152,10 @@ class NameSpotter(Spotter):
         return max(names, key=lambda n: n.count)
 
 
-def _initials(phrase: str) -> list[str]:
-    return [w[0] for w in phrase.split()]
+def _initials(phrase: str) -> tuple[str, str]:
+    """First letters of the first and last words ("samuel jackson" ~ "samuel l. jackson")."""
+    words = phrase.split()
+    return words[0][0], words[-1][0]
 
 
 def _look_like_names(counts: dict[str, int]) -> bool:

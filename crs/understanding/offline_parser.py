@@ -39,7 +39,8 @@ class OfflineCritiqueParser(RuleCritiqueParser):
             # Meaning is compared only with small closed vocabularies: among hundreds of fine
             # groups the nearest value is rarely a clear winner ("cat" ~ "cat face").
             closed = [a for a in small if len(facts.attributes[a].values) <= GROUNDED_MAX]
-            self.spotters.append(GroundingSpotter(facts, closed, encode))
+            named = {w for phrase in self.lexicon.attribute_names for w in phrase.split()}
+            self.spotters.append(GroundingSpotter(facts, closed, encode, skip=named))
 
     @classmethod
     def for_searcher(cls, facts: CatalogFacts, searcher: Any) -> OfflineCritiqueParser:

@@ -63,7 +63,7 @@ _DONT_CARE = re.compile(r"\b(?:any|anything|whatever|either|don'?t care|do not c
                         r"does not matter|no preference|don'?t mind|do not mind|not sure|don'?t know|"
                         r"do not know|no idea|skip|no matter|up to you|all fine|any is fine)\b")
 _LIKE = re.compile(r"\b(?:like|love|prefer|similar to|closer to|more like|as|want|resembl\w*|same as|"
-                   r"go with|keep|nice|good|great|close|closest|cute|best|lovely|cool|pretty)\b")
+                   r"go with|keep|nice|good|great|close|closest|cute|best|lovely|cool|pretty|liked|loved|enjoyed)\b")
 _DISLIKE = re.compile(r"\b(?:not|no|neither|nor|don'?t like|dislike|hate|without|less like|unlike|away from|drop|"
                       r"remove|not like)\b")
 
@@ -101,6 +101,7 @@ _POINTING = {"like", "liked", "love", "loved", "not", "no", "than", "prefer", "w
 @dataclass
 class _MessageState:
     references: list[int] = field(default_factory=list)  # the last shown items the message pointed at
+    accept_unpointed: bool = False  # an accept in a clause that named no item
 
 
 @dataclass
@@ -137,6 +138,9 @@ class RuleCritiqueParser(CritiqueParser):
             if residue and not self._negated(clause.norm):
                 soft.append(residue)
         critique.text = " ".join(soft).strip()
+        if state.accept_unpointed and critique.accept is not None and len(critique.references) == 1:
+            # "perfect, the third one": the accept and the item it means are in two clauses
+            critique.accept = critique.references.pop().index
         return critique
 
     # -- pieces ----------------------------------------------------------------------------------
@@ -189,6 +193,7 @@ class RuleCritiqueParser(CritiqueParser):
         accepting = _ACCEPT.search(norm) or (_YES.search(norm) and references)
         if accepting and context.shown and not self._negated(norm.replace("no more", "")):
             critique.accept = references[0] if references else 0
+            state.accept_unpointed = not references
             return ""
         if not references and not compared and len(context.shown) == 1 and _DEMONSTRATIVE.search(norm):
             references = [0]  # "same but blue" with one item on screen: that item
@@ -323,7 +328,7 @@ class RuleCritiqueParser(CritiqueParser):
             chunk = [_singular(w) for w in words[start:start + size]]
             if len(chunk) < size or not chunk or chunk[0] in STOPWORDS or chunk[-1] in STOPWORDS:
                 continue
-            whole = [k for k, t in enumerate(titles) if [w for w in t if w != "the"] == chunk]
+            whole = [k for k, t in enumerate(titles) if [w for w in t if w != "the"] == [w for w in chunk if w != "the"]]
             if len(whole) == 1:
                 return size + (start - i), whole[0]
             if the or (size == 1 and len(chunk[0]) >= 5 and not self.lexicon.lookup(chunk[0])):
