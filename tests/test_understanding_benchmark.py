@@ -112,6 +112,18 @@ def test_fixtures_are_valid_against_the_catalogs() -> None:
     assert set(groups) == set(bench.GROUPS) and min(groups.values()) >= 12, groups
 
 
+def test_heldout_fixtures_are_valid_against_the_catalogs() -> None:
+    # The held-out set (written independently, never tuned on): same validity rules, smaller size.
+    cases = bench.load_cases("all", bench.FIXTURES / "heldout")
+    problems = {c.id: p for c in cases if (p := fixture_problems(c))}
+    assert not problems
+    assert len({c.id for c in cases}) == len(cases)
+    assert all(c.id.startswith(f"heldout-{c.catalog}-{c.group}-") for c in cases)
+    for catalog in bench.CATALOGS:
+        assert sum(c.catalog == catalog for c in cases) >= 60
+    assert set(Counter(c.group for c in cases)) == set(bench.GROUPS)
+
+
 # -- the comparison --------------------------------------------------------------------------------
 
 def test_matching_critiques_have_no_differences() -> None:
