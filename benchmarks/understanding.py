@@ -295,8 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", default=None, choices=GROUPS, help="only this group")
     parser.add_argument("--misses", action="store_true", help="list every miss with what differed")
     parser.add_argument("--json", action="store_true", help="print the summary (and misses) as JSON")
+    parser.add_argument("--fixtures", type=Path, default=FIXTURES,
+                        help="folder holding demo.jsonl and films.jsonl (default: the paraphrase set)")
     args = parser.parse_args(argv)
-    cases = [c for c in load_cases(args.catalog) if args.group is None or c.group == args.group]
+    cases = [c for c in load_cases(args.catalog, args.fixtures) if args.group is None or c.group == args.group]
     started = time.perf_counter()
     results = run(cases, parser_spec=args.parser, llm=args.llm)
     summary = summarise(results)
