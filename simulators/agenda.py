@@ -8,8 +8,9 @@ system's parser, so what the system misreads counts against it. Each message rec
 It is deterministic given the plan's seed (one generator for decisions, another for wording,
 so rewording never changes what the user decides). The ``critiquing`` profile, each turn:
 
-* opening (per the plan's start): a picture of another-style version or of a similar item, with
-  the one change that matters most ("like this but 3d": the style first, when it differs),
+* opening (per the plan's start): a picture of another version or of a similar item, with the
+  one change that matters most ("like this but 3d": the world's version attribute first, when
+  it differs),
   or a vague text of two of the target's values from coarse attributes (30 values or fewer);
 * a question: the target's value among the options (the first offered, for a multi-valued
   target); none offered: its value by name, or "any" when it has none. Noise: with
@@ -185,10 +186,10 @@ class AgendaSimulator(UserSimulator):
         image = self.world.images[item]
         assert image is not None  # start items are drawn among items with a picture
         differing = [a for a in self.agenda if not self._agrees(item, a)]
-        style = self.world.style_attribute
-        if style in differing:  # "this, but in 3D": the change a cross-style start is about
-            differing.remove(style)
-            differing.insert(0, style)
+        version = self.world.version_attribute
+        if version in differing:  # "this, but in 3D": the change a start from another version is about
+            differing.remove(version)
+            differing.insert(0, version)
         line = self.wording.image_opening([(a, self.preferred[a]) for a in differing[:1]])
         self.notes = TurnNotes(intent=line.intent)
         return Message(line.text, (image,))

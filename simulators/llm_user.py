@@ -142,7 +142,7 @@ class LLMSimulator(UserSimulator):
     def _target_lines(self) -> str:
         lines = [f"- its name (never say it): {self.world.titles[self.target_id]}"]
         for name, value in self.world.attributes_of(self.target_id).items():
-            if name != self.world.concept_attribute:  # an identifier (code points) means nothing to a shopper
+            if name != self.world.identity_attribute:  # an identifier (code points) means nothing to a shopper
                 lines.append(f"- {name.replace('_', ' ')}: {format_value(value, most=8)}")
         return "\n".join(lines)
 
@@ -151,8 +151,8 @@ class LLMSimulator(UserSimulator):
         if item is None:
             return "You start with words only: mention a couple of its features, vaguely."
         about = ", ".join(f"{k.replace('_', ' ')}: {format_value(v)}" for k, v in self.world.values(item).items()
-                          if k != self.world.concept_attribute)
-        kind = "the same thing in another style" if self.plan.start == "other-style-image" else "a similar item"
+                          if k != self.world.identity_attribute)
+        kind = "the same thing in another version" if self.plan.start == "other-style-image" else "a similar item"
         return (f"You start by uploading a picture of {kind}, \u201c{self.world.titles[item]}\u201d ({about}); "
                 "it is sent with your first message. Say in words how the item you want differs.")
 

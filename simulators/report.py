@@ -272,12 +272,10 @@ def write_report(folder: Path, figures: Sequence[dict[str, Any]], results: dict[
         "",
         f"Simulator settings: `{simulator}`",
         "",
-        "Openings (weights): " + (", ".join(f"{kind} {weight:g}" for kind, weight in config["starts"].items())
-                                  if config.get("starts") else "the default mix"),
+        describe_openings(config.get("starts"), results),
         "",
-        *(["## By opening", "", f"How the conversation opened: text only, a picture of a similar item, or a "
-           f"picture of the target in another style. {BY_START_NOTE}.", "", by_start, ""]
-          if (by_start := markdown_by_start_table(figures)) else []),
+        *(["## By opening", "", f"How the conversation opened: {_opening_kinds(results)}. {BY_START_NOTE}.", "",
+           by_start, ""] if (by_start := markdown_by_start_table(figures)) else []),
         *(["## Understanding by kind of phrase", "", f"Turns of the {figures[0]['policy']} run whose meaning the "
            "simulated user recorded, and the share the system understood exactly, by the kind of phrase and by how "
            "its values were said (exact, a variant, a synonym, a part, a typo, with filler words).", "",
@@ -294,6 +292,40 @@ def write_report(folder: Path, figures: Sequence[dict[str, Any]], results: dict[
     path = folder / "report.md"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+OPENING_NAMES = {"text": "text only", "similar-image": "a picture of a similar item",
+                 "other-style-image": "a picture of the target in another version"}
+
+
+def used_openings(results: dict[str, list[ConversationResult]]) -> dict[str, int]:
+    """How many conversations opened each way, in the report's order; every policy of a run meets
+    the same plans, so the first policy's conversations tell."""
+    from .metrics import start_kinds
+
+    first = next(iter(results.values()), [])
+    return {kind: sum(1 for r in first if r.start == kind) for kind in start_kinds(first)}
+
+
+def describe_openings(starts: dict[str, float] | None, results: dict[str, list[ConversationResult]]) -> str:
+    """The openings the run had, counted, and the mix it drew them from. A kind the mix weighted
+    but no conversation had (a catalog without pictures, a target without another version) is
+    named as such, never reported as if it had its weight."""
+    used = used_openings(results)
+    total = sum(used.values())
+    line = "Openings: " + (", ".join(f"{kind} {count}" for kind, count in used.items()) or "none")
+    line += f" of {total} conversations" if total else ""
+    if starts:
+        line += " (weights: " + ", ".join(f"{kind} {weight:g}" for kind, weight in starts.items()) + ")"
+        missing = [kind for kind in starts if kind not in used]
+        if missing and used:
+            line += f"; none opened with {' or '.join(missing)}: the catalog offered none for these targets"
+    return line + "."
+
+
+def _opening_kinds(results: dict[str, list[ConversationResult]]) -> str:
+    names = [OPENING_NAMES.get(kind, kind) for kind in used_openings(results)]
+    return " or ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])}, or {names[-1]}"
 
 
 # -- agreement between simulated users (crs eval --agreement) --------------------------------------------

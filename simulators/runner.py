@@ -88,7 +88,7 @@ def evaluate(store: Store, config: RunConfig, *, run_id: str | None = None, work
         raise UserError("--workers above 1 needs a database file or server: an in-memory SQLite database is private "
                         "to one process")
     catalog = open_catalog(store, config.catalog)  # loads the demo once here, not in every worker
-    config = replace(config, catalog_hash=catalog.content_hash, db=store.url)
+    config = replace(fit_openings(store, catalog, config, notice), catalog_hash=catalog.content_hash, db=store.url)
     begin_run(store, run_id, config, catalog)
     done = stored_tasks(store, run_id)
     todo = [task for task in config.tasks() if task not in done]
@@ -103,6 +103,27 @@ def evaluate(store: Store, config: RunConfig, *, run_id: str | None = None, work
     finish_run(store, run_id)
     results, elapsed = load_results(store, run_id, config)
     return RunOutcome(run_id, config, results, elapsed, stored_before=len(done), computed=len(todo))
+
+
+def fit_openings(store: Store, catalog: Catalog, config: RunConfig, notice: Callable[[str], None]) -> RunConfig:
+    """The run's opening mix for what the catalog has. Without pictures, the default mix becomes
+    text only, with a notice, so that the run's identity and report name only the openings it
+    can have; picture openings asked for with --starts are an error."""
+    from crs.catalog_index import has_pictures
+
+    from .targets import text_only_starts
+
+    if has_pictures(store, catalog):
+        return config
+    try:
+        text_only = text_only_starts(dict(config.starts) or None, catalog.name, asked=bool(config.starts))
+    except ValueError as exc:
+        raise UserError(f"--starts: {exc}") from None
+    if text_only is None:
+        return config
+    notice(f"catalog {catalog.name!r} has no pictures: every conversation opens with text "
+           "(the default mix's picture openings need item pictures)")
+    return replace(config, starts=tuple(text_only.items()))
 
 
 def _run(store: Store, run_id: str, config: RunConfig, todo: list[Task], workers: int, stored: int, total: int,

@@ -136,7 +136,7 @@ class ShardWorker:
         # The simulated users' own view of the catalog; their eye is the index's picture vectors.
         self.world = SimulationWorld(self.store, self.catalog, self.searcher.index)
         self._plans: dict[int, ConversationPlan] = {}
-        # The world builds its tables (values, concept groups, image vectors) on first use: here,
+        # The world builds its tables (values, version groups, image vectors) on first use: here,
         # in setup time, by planning and building (not running) conversation 0's simulated user.
         plan = self.plan(0)
         config.simulator.build(self.world, plan)

@@ -5,16 +5,13 @@
 policy meets the same targets and openings, and a resumed or sharded run gets the same plans
 whatever ``n`` is. The start kinds:
 
-* ``other-style-image``: a picture of the target's concept in another style ("this emoji, but
-  in 3D"). The same concept is the catalog's ``concept`` attribute where it has one (the demo:
-  the same emoji drawn by another artist); otherwise an item with the target's values on every
-  talkable attribute but its style (the shapes catalog: the outline version of a flat red
-  circle). A target with no such item (or a catalog without a style) starts from a similar image
-  (see :mod:`simulators.world` for both picture starts).
+* ``other-style-image``: a picture of the same thing in another version ("this emoji, but in
+  3D"), the versions read from the catalog's data (see :mod:`simulators.world` for both picture
+  starts). A target with no other version starts from a similar image.
 * ``similar-image``: a picture of a different item: among items sharing the target's value of
   its finest categorical attribute (most values: the demo's subcategory), one of the three
-  nearest to the target by image vector, never the target or its other-style versions. With no
-  image anywhere, the start is text.
+  nearest to the target by image vector, never the target or its other versions. A target with
+  no such item starts with text.
 * ``text``: a vague description from a few of the target's values (never its title).
 
 Default mix :data:`DEFAULT_STARTS`: 0.4 / 0.3 / 0.3, weighting the multimodal openings this
@@ -32,6 +29,7 @@ if TYPE_CHECKING:
     from .world import SimulationWorld
 
 START_KINDS = ("other-style-image", "similar-image", "text")
+PICTURE_STARTS = ("other-style-image", "similar-image")  # openings that need item pictures
 DEFAULT_STARTS: dict[str, float] = {"other-style-image": 0.4, "similar-image": 0.3, "text": 0.3}
 
 
@@ -78,6 +76,20 @@ def plan_conversations(world: SimulationWorld, n: int, seed: int,
     if not world.ids:
         raise ValueError(f"catalog {world.catalog.name!r} has no items to look for")
     return [plan_conversation(world, index, seed, starts) for index in range(n)]
+
+
+def text_only_starts(starts: Mapping[str, float] | None, catalog: str, *, asked: bool) -> dict[str, float] | None:
+    """The opening mix for a catalog without pictures: None when ``starts`` has no picture
+    opening, {"text": 1.0} when the mix is the default (``asked`` False); picture openings asked
+    for by name are an error, never quietly replaced."""
+    weights = start_weights(starts)
+    pictures = [kind for kind in PICTURE_STARTS if kind in weights]
+    if not pictures:
+        return None
+    if asked:
+        raise ValueError(f"catalog {catalog!r} has no pictures, so no conversation can open with "
+                         f"{' or '.join(pictures)}; use text openings only (--starts text)")
+    return {"text": 1.0}
 
 
 def start_weights(starts: Mapping[str, float] | None) -> dict[str, float]:

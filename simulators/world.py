@@ -10,14 +10,18 @@ them), handed in as a plain object with ``vectors(space, ids)``.
 It is opened once per process and shared by that process's conversations, which only read it.
 The start kinds of a plan (:mod:`simulators.targets`) are drawn from here:
 
-* ``other-style-image``: a picture of the target's concept in another style ("this emoji, but
-  in 3D"). The same concept is the catalog's ``concept`` attribute where it has one (the demo:
-  the same emoji drawn by another artist); otherwise an item with the target's values on every
-  talkable attribute but its style (the shapes catalog: the outline version of a flat red
-  circle).
+* ``other-style-image``: a picture of the same thing in another version ("this emoji, but in
+  3D"). Both halves are read from the catalog's data, never from attribute names
+  (:meth:`SimulationWorld._find_versions`): the *identity* attribute, where there is one, is a
+  categorical attribute people do not choose by whose values each name a handful of items (the
+  demo's emoji code point, drawn by three artists); the *version* attribute is the talkable one
+  that differs most often between such items (the demo's art style). Without an identity
+  attribute, versions are items equal on every talkable attribute but the version one (the
+  shapes catalog: the outline version of a flat red circle). A catalog without pictures has
+  neither.
 * ``similar-image``: a picture of a different item: among items sharing the target's value of
   its finest categorical attribute (most values: the demo's subcategory), one of the three
-  nearest to the target by picture, never the target or its other-style versions.
+  nearest to the target by picture, never the target or its other versions.
 """
 from __future__ import annotations
 
@@ -43,6 +47,9 @@ if TYPE_CHECKING:
 
 SIMILAR_CHOICES = 3  # a similar-image start picks among this many nearest items
 TALKABLE_KINDS = ("categorical", "tags")
+IDENTITY_GROUP = (2, 10)  # an identity value names this many items: a few versions of one thing
+IDENTITY_SHARE = 0.5  # ...for at least this share of the items that have a value
+TIE = 0.02  # version-attribute scores this close are a tie
 COMMON_SHARE = 0.002  # a title word this many items share does not single one out (12k items: 24)
 _WORD = re.compile(r"[^\W\d_]+")
 # A value a person could say: it has letters and is not a code (hex ids, emoji code points).
@@ -76,8 +83,7 @@ def sayable(value: str) -> bool:
 class SimulationWorld:
     """A catalog as simulated users see it; opened once per process, shared by its conversations."""
 
-    def __init__(self, store: Store, catalog: Catalog, index: PictureIndex | None = None, *,
-                 style_attribute: str = "style", concept_attribute: str = "concept") -> None:
+    def __init__(self, store: Store, catalog: Catalog, index: PictureIndex | None = None) -> None:
         self.store = store
         self.catalog = catalog
         self.index = index
@@ -121,11 +127,8 @@ class SimulationWorld:
         self.talkable: tuple[CatalogAttribute, ...] = tuple(
             a for a in self.attributes.values()
             if a.askable and a.kind in TALKABLE_KINDS and sum(map(sayable, a.values)) >= 2)
-        info = self.attributes
-        self.style_attribute = style_attribute if style_attribute in info and info[style_attribute].kind != "numeric" \
-            else None
-        self.concept_attribute = concept_attribute if concept_attribute in info \
-            and info[concept_attribute].kind == "categorical" else None
+        # How versions of one thing differ (the other-style-image start): see the module docstring.
+        self.identity_attribute, self.version_attribute = self._find_versions()
 
     # -- item facts ------------------------------------------------------------------------------------
 
@@ -160,15 +163,15 @@ class SimulationWorld:
     # -- related items -------------------------------------------------------------------------------
 
     def other_style_items(self, item_id: int) -> list[int]:
-        """Items of the same concept in another style, with an image (see the module docstring)."""
-        if self.style_attribute is None:
+        """Other versions of the same thing, with an image (see the module docstring)."""
+        if self.version_attribute is None:
             return []
         key = self._concept_key(item_id)
         if key is None:
             return []
-        style = self.value_list(item_id, self.style_attribute)
+        version = self.value_list(item_id, self.version_attribute)
         return [j for j in self._concept_groups.get(key, []) if j != item_id and self.images.get(j)
-                and self.value_list(j, self.style_attribute) != style]
+                and self.value_list(j, self.version_attribute) != version]
 
     def similar_items(self, item_id: int, limit: int = SIMILAR_CHOICES) -> list[int]:
         """Different items most like ``item_id``: the same value of its finest categorical
@@ -248,7 +251,7 @@ class SimulationWorld:
     @cached_property
     def _concept_groups(self) -> dict[Hashable, list[int]]:
         groups: dict[Hashable, list[int]] = {}
-        if self.style_attribute is None:
+        if self.version_attribute is None:
             return groups
         for item_id in self.ids:
             key = self._concept_key(item_id)
@@ -261,16 +264,76 @@ class SimulationWorld:
         return [i for i in self.ids if self.images.get(i)]
 
     def _same_concept(self, item_id: int) -> set[int]:
-        """The item and its versions in other styles."""
+        """The item and its other versions."""
         key = self._concept_key(item_id)
         return {item_id} | (set(self._concept_groups.get(key, [])) if key is not None else set())
 
     def _concept_key(self, item_id: int) -> Hashable | None:
-        """What stays the same across styles: the concept, else every talkable value but the style."""
-        if self.concept_attribute is not None:
-            concept = self.values(item_id).get(self.concept_attribute)
-            return concept if isinstance(concept, str) and concept else None
-        if self.style_attribute is None or not self.value_list(item_id, self.style_attribute):
+        """What stays the same across versions: the identity value, else every talkable value but
+        the version attribute's."""
+        return self._version_key(item_id, self.identity_attribute, self.version_attribute)
+
+    def _version_key(self, item_id: int, identity: str | None, version: str | None) -> Hashable | None:
+        if identity is not None:
+            value = self.values(item_id).get(identity)
+            return value if isinstance(value, str) and value else None
+        if version is None or not self.value_list(item_id, version):
             return None
-        return tuple((a.name, tuple(self.value_list(item_id, a.name)))
-                     for a in self.talkable if a.name != self.style_attribute)
+        return tuple((a.name, tuple(self.value_list(item_id, a.name))) for a in self.talkable if a.name != version)
+
+    # -- versions of one thing, from the data --------------------------------------------------------------
+
+    def _find_versions(self) -> tuple[str | None, str | None]:
+        """(identity attribute or None, version attribute or None), read from the items with a
+        picture (a version start shows one): see the module docstring."""
+        pictured = [i for i in self.ids if self.images.get(i)]
+        if len(pictured) < 2 or not self.talkable:
+            return None, None
+        identity = self._identity_attribute(pictured)
+        scores = {a.name: self._version_score(pictured, identity, a.name) for a in self.talkable}
+        best = max(scores.values())
+        if best <= 0:  # no item has another version
+            return None, None
+        tied = [name for name, score in scores.items() if score >= best - TIE]
+        # Two attributes that change together: one determined by the other says nothing more (the
+        # demo's artwork set follows from its art style); of the rest, the one with the fewest
+        # values is the smallest change (flat or outline, rather than another shape).
+        kept = [a for a in tied if not any(b != a and self._determines(pictured, b, a)
+                                           and not self._determines(pictured, a, b) for b in tied)]
+        version = min(kept or tied, key=lambda name: (len(self.attributes[name].values), name))
+        return identity, version
+
+    def _identity_attribute(self, pictured: list[int]) -> str | None:
+        """A categorical attribute people do not choose by whose values each name a few items."""
+        low, high = IDENTITY_GROUP
+        for attribute in self.attributes.values():
+            if attribute.askable or attribute.kind != "categorical":
+                continue
+            counts = Counter(v for i in pictured if isinstance(v := self.values(i).get(attribute.name), str) and v)
+            grouped = sum(c for c in counts.values() if low <= c <= high)
+            if grouped and grouped >= IDENTITY_SHARE * sum(counts.values()):
+                return attribute.name
+        return None
+
+    def _version_score(self, pictured: list[int], identity: str | None, version: str) -> float:
+        """The share of pictured items with another version that differs from them in ``version``."""
+        groups: dict[Hashable, list[int]] = {}
+        for item_id in pictured:
+            key = self._version_key(item_id, identity, version)
+            if key is not None:
+                groups.setdefault(key, []).append(item_id)
+        with_other = 0
+        for members in groups.values():
+            if len(members) > 1:
+                seen = Counter(tuple(self.value_list(i, version)) for i in members)
+                with_other += sum(1 for i in members if seen[tuple(self.value_list(i, version))] < len(members))
+        return with_other / len(pictured)
+
+    def _determines(self, pictured: list[int], first: str, second: str) -> bool:
+        """Whether an item's ``first`` values fix its ``second`` values (the same for every item)."""
+        seen: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for item_id in pictured:
+            a, b = tuple(self.value_list(item_id, first)), tuple(self.value_list(item_id, second))
+            if a and b and seen.setdefault(a, b) != b:
+                return False
+        return True

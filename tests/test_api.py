@@ -393,7 +393,7 @@ def test_an_unusable_catalog_is_503_with_the_reason_in_the_log_only(tmp_path: Pa
 def test_openapi_lists_every_endpoint_with_models(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert {(path, method) for path, ops in spec["paths"].items() for method in ops} == {
-        (f"{API}/health", "get"), (f"{API}/catalog", "get"), (f"{API}/sessions", "post"),
+        (f"{API}/health", "get"), (f"{API}/catalog", "get"), (f"{API}/chat-intro", "get"), (f"{API}/sessions", "post"),
         (f"{API}/sessions/{{session_id}}/messages", "post"), (f"{API}/sessions/{{session_id}}", "get"),
         (f"{API}/sessions/{{session_id}}/feedback", "post"), (f"{API}/items/{{item_id}}", "get"),
         (f"{API}/items/{{item_id}}/image", "get")}

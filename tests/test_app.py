@@ -57,6 +57,28 @@ def test_gradio_page_at_root_and_api_beside_it(client: TestClient) -> None:
     assert spec["paths"] and all(path.startswith("/api/v1/") for path in spec["paths"])
 
 
+def test_chat_intro_tells_clients_the_catalog_title_and_whether_it_has_pictures(client: TestClient) -> None:
+    intro = client.get("/api/v1/chat-intro").json()
+    assert (intro["catalog"], intro["title"], intro["pictures"]) == ("shapes", "Coloured shapes", True)
+    assert "picture" in intro["greeting"] and intro["topics"][:3] == ["shape", "colour", "style"]
+
+
+def test_chat_intro_of_a_text_only_catalog_has_no_picture_hints(store, tmp_path: Path) -> None:
+    from tests.text_catalogs import ingest_films
+
+    ingest_films(store, tmp_path / "films", count=30)
+    with TestClient(webapp.create_app(Services(Settings(db_url=store.url, catalog="films", embedder="fake")))) as c:
+        intro = c.get("/api/v1/chat-intro").json()
+    assert (intro["title"], intro["pictures"]) == ("Films (Wikidata, 1940-2014)", False)
+    assert intro["greeting"] == "Hi! Tell me what you are looking for, for example its genre, decade or length."
+    assert not any("picture" in intro[k] for k in ("greeting", "placeholder", "input_placeholder"))
+
+
+def test_the_widget_reads_the_intro_and_drops_uploads_without_pictures() -> None:
+    script = (Path(webapp.__file__).parent / "assets" / "widget" / "widget.js").read_text(encoding="utf-8")
+    assert '"/api/v1/chat-intro"' in script and "this.attachButton.hidden = !this.pictures" in script
+
+
 def test_widget_files(client: TestClient, widget_dir: Path) -> None:
     script = client.get("/widget.js")
     assert script.status_code == 200 and script.headers["content-type"].startswith("application/javascript")

@@ -97,7 +97,10 @@ def test_compare_json_report_and_table(shapes_catalog, capsys, tmp_path: Path) -
             assert image.format == "PNG" and image.size[0] >= 300
     for policy in ["eig", *BASELINES]:
         assert f"| {policy} |" in text
-    assert "Openings (weights): other-style-image 0.4, similar-image 0.3, text 0.3" in text
+    used = {kind: entry["n"] for kind, entry in figures[0]["by_start"].items()}
+    counts = ", ".join(f"{kind} {n}" for kind, n in used.items())
+    assert (f"Openings: {counts} of {sum(used.values())} conversations "
+            "(weights: other-style-image 0.4, similar-image 0.3, text 0.3)") in text
     assert "## Understanding by kind of phrase" in text and "| kind of phrase | turns | understood |" in text
     section = text.split("## By opening", 1)[1]
     kinds = list(figures[0]["by_start"])
@@ -137,6 +140,33 @@ def test_starts_choose_how_conversations_open(shapes_catalog, capsys) -> None:
     # The mix is part of the run's identity: resuming with another mix is refused.
     code, _, err = crs_eval(capsys, store, "--n", "6", "--max-turns", "2", "--run-id", "t")
     assert code == 1 and "starts.text: stored 1.0, now 0.3" in err
+
+
+def test_a_catalog_without_pictures_opens_with_text_and_says_so(store, tmp_path: Path, capsys) -> None:
+    """The films sample has no pictures: the default mix becomes text only, with a notice, and the
+    run's identity and report name text openings alone; picture openings asked for are an error."""
+    from crs.store.models import EvalRun
+    from tests.text_catalogs import ingest_films
+
+    ingest_films(store, tmp_path / "films", count=60)
+    report = tmp_path / "report"
+    films = ["--catalog", "films", "--n", "4", "--max-turns", "3"]
+    code, out, err = crs_eval(capsys, store, *films, "--run-id", "f", "--report", str(report), "--by-start", "--json")
+    assert code == 0, err
+    assert "catalog 'films' has no pictures: every conversation opens with text" in err
+    assert list(json.loads(out)["by_start"]) == ["text"]
+    with store.session() as db:
+        assert db.get(EvalRun, "f").config["starts"] == {"text": 1.0}
+    text = (report / "report.md").read_text(encoding="utf-8")
+    assert "Openings: text 4 of 4 conversations (weights: text 1)." in text
+    assert "image" not in text.split("## Success rate by turn")[0].replace("![", "")
+    # Resumed with the same options, the run is read back (its identity did not change).
+    code, _, err = crs_eval(capsys, store, *films, "--run-id", "f")
+    assert code == 0 and "is finished" in err
+
+    code, out, err = crs_eval(capsys, store, *films, "--starts", "similar-image=1,text=1")
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert "catalog 'films' has no pictures, so no conversation can open with similar-image" in err
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -44,7 +44,7 @@ def test_the_model_plays_the_user_with_the_target_in_its_prompt(world) -> None:
     assert opening.images == (world.images[item(world, "red-circle-flat")],)  # the plan's picture, as the agenda user's
     first = user.model.prompt_text(0)
     assert "its name (never say it): Red circle outline" in first and "- shape: circle" in first
-    assert "another style" in first and "\u201cRed circle\u201d" in first  # what the uploaded picture shows
+    assert "another version" in first and "\u201cRed circle\u201d" in first  # what the uploaded picture shows
     question = Question("shape", ["circle", "square", "any"], "Which shape?")
     assert user.respond(Reply("Which shape would you like?", "ask", question)).text == "circle please"
     assert "the options: circle, square, any" in user.model.prompt_text()

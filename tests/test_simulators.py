@@ -67,6 +67,57 @@ def test_world_knows_titles_images_and_talkable_attributes(world) -> None:
     assert all(world.values(i)["shape"] == "circle" for i in similar)  # the finest attribute's value is kept
 
 
+def test_versions_are_read_from_the_data_not_from_attribute_names(tmp_path, store) -> None:
+    """The shapes catalog with every attribute renamed and an identity attribute added: the world
+    finds the identity (a non-askable attribute naming a few items each) and the version attribute
+    (what differs between them) by what the items hold."""
+    import json
+
+    from crs.catalog.demo import open_catalog
+    from crs.catalog.ingest import IngestOptions, ingest
+    from tests.shapes import write_shapes_catalog
+
+    path = write_shapes_catalog(tmp_path / "renamed")
+    names = {"shape": "form", "colour": "hue", "style": "finish"}
+    schema = json.loads((path.parent / "schema.json").read_text())
+    for attribute in schema["attributes"]:
+        attribute["name"] = names.get(attribute["name"], attribute["name"])
+    schema["attributes"].append({"name": "thing", "kind": "categorical", "askable": False})
+    (path.parent / "schema.json").write_text(json.dumps(schema))
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        values = row["attributes"]
+        row["attributes"] = {names.get(k, k): v for k, v in values.items()} | {
+            "thing": f"{values['colour'][0]} {values['shape']}"}
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ingest(store, path, IngestOptions(format="jsonl", catalog="renamed"))
+    renamed = SimulationWorld(store, open_catalog(store, "renamed"))
+    assert (renamed.identity_attribute, renamed.version_attribute) == ("thing", "finish")
+    red = next(i for i, e in renamed.external_ids.items() if e == "red-circle-flat")
+    assert [renamed.external_ids[i] for i in renamed.other_style_items(red)] == ["red-circle-outline"]
+
+
+def test_the_shapes_world_finds_its_versions_without_an_identity_attribute(world) -> None:
+    assert (world.identity_attribute, world.version_attribute) == (None, "style")
+
+
+def test_a_catalog_without_pictures_has_no_picture_openings(store, tmp_path) -> None:
+    from simulators.targets import text_only_starts
+    from tests.text_catalogs import ingest_films
+
+    films = SimulationWorld(store, ingest_films(store, tmp_path / "films", count=60))
+    assert (films.identity_attribute, films.version_attribute) == (None, None)
+    assert not any(films.images.values())
+    assert {a.name for a in films.talkable} >= {"genres", "decade"}
+    assert {p.start for p in plan_conversations(films, 20, seed=1)} == {"text"}  # what a plan can do
+    # The run asks first (simulators.runner.fit_openings): the default mix becomes text only,
+    # picture openings asked for by name are refused.
+    assert text_only_starts(None, "films", asked=False) == {"text": 1.0}
+    assert text_only_starts({"text": 1.0}, "films", asked=True) is None
+    with pytest.raises(ValueError, match="catalog 'films' has no pictures.*other-style-image"):
+        text_only_starts({"other-style-image": 1.0, "text": 1.0}, "films", asked=True)
+
+
 def test_plans_depend_only_on_seed_and_index(world) -> None:
     plans = plan_conversations(world, 40, seed=3)
     assert plan_conversations(world, 5, seed=3) == plans[:5]  # not on n: a resumed run gets the same plans

@@ -18,8 +18,9 @@ from crs.errors import StageFailure
 from crs.web.services import Services
 from crs.settings import Settings
 from crs.turn import Critique
+from retrieval.multimodal import ScoredItem
 from webui.cards import plain_markdown, reply_for_clients, reply_html
-from webui.chat import MAX_ITEMS, MAX_OPTIONS, build_chat_ui, messages, render
+from webui.chat import MAX_ITEMS, MAX_OPTIONS, build_chat_ui, messages, on_page_load, render
 from webui.session import ChatTabs, TabState
 from webui.uploads import servable_copy, upload_folder
 
@@ -212,6 +213,53 @@ def test_examples_come_from_the_loaded_catalog_and_start_a_conversation(tabs: Ch
     icon = next(e["icon"] for e in chat.examples if e.get("icon"))
     icon = Path(icon["path"] if isinstance(icon, dict) else icon)
     assert icon.is_relative_to(upload_folder()) and icon.read_bytes() == Path(with_image[0].image).read_bytes()
+
+
+def test_the_page_on_load_names_the_catalog_and_offers_pictures_where_it_has_them(tabs: ChatTabs) -> None:
+    *_, heading, title, textbox = on_page_load(tabs, "")
+    assert heading == "## Coloured shapes" and title == "Coloured shapes"
+    assert textbox.sources == ["upload"] and "pictures" in textbox.placeholder
+    chat = on_page_load(tabs, "")[2]
+    assert "picture" in chat.placeholder
+    texts = [e.text for e in tabs.examples()]
+    # The demo-like catalog keeps its starts: a picture with one change, a thing, a value, an open request.
+    assert texts[0] == "like this but in outline" and texts[1].startswith("a ")
+    assert texts[2:] == ["show me outline shapes", "help me find something"]
+
+
+@pytest.fixture
+def films(store, tmp_path: Path) -> Services:
+    """A text-only catalog: films from the committed sample, no pictures."""
+    from tests.text_catalogs import ingest_films
+
+    ingest_films(store, tmp_path / "films", count=60)
+    return Services(Settings(db_url=store.url, catalog="films", embedder="fake"))
+
+
+def test_a_text_only_catalog_gets_its_title_its_own_examples_and_no_picture_hints(films: Services) -> None:
+    tabs = ChatTabs(lambda: films.dm, films.settings.uploads)
+    outputs = on_page_load(tabs, "")
+    *_, heading, title, textbox = outputs
+    assert heading == f"## {plain_markdown('Films (Wikidata, 1940-2014)')}" and title == "Films (Wikidata, 1940-2014)"
+    assert textbox.sources == [] and textbox.placeholder == "Describe what you are looking for"
+    chat = outputs[2]
+    assert chat.placeholder == "Tell me what you are looking for, for example its genre, decade or length."
+    examples = tabs.examples()
+    texts = [e.text for e in examples]
+    assert not any(e.image for e in examples)
+    assert not any(re.search(r"picture|image|photo|like this|upload", t) for t in [*texts, chat.placeholder])
+    facts = films.dm.facts
+    genres = facts.value_counts("genres")
+    common = max(genres, key=genres.get)
+    assert f"show me {common} films" in texts  # the catalog's own values and what its items are called
+    decades = facts.value_counts("decade")
+    assert f"{max(decades, key=decades.get)} {common} films" in texts
+    named = next(t for t in texts if t.startswith("something like "))  # film titles are names, not things
+    hits = films.dm.searcher.hits([ScoredItem(int(i), 0.0) for i in facts.ids])
+    assert named.removeprefix("something like ") in {h.title for h in hits}
+    assert texts[-1] == "help me find something"
+    for index in range(len(examples)):  # each one starts a conversation
+        assert tabs.run_example(TabState(), index).turns[0].reply["reply"]
 
 
 @pytest.mark.parametrize("path", ["{catalog_image}", "{repo}/pyproject.toml", "{tmp}/missing.png", "/dev/zero",

@@ -25,6 +25,7 @@ import gradio as gr
 from crs.dialogue import DialogueManager
 from crs.errors import UserError
 from crs.settings import Settings
+from crs.web.chat_intro import DEFAULT_TITLE, PICTURE_INPUT, PICTURE_PLACEHOLDER, ChatIntro
 
 from .cards import assistant_message, page_error, plain_markdown, user_message
 from .session import ChatTabs, ClientApi, Example, TabState
@@ -34,12 +35,12 @@ MAX_OPTIONS = 8  # the policies offer at most 5 values and "any"; spare buttons 
 MAX_ITEMS = 10  # rating slots; a reply with more items (k > 10) has its first 10 rateable
 TURNS_AT_ONCE = 4  # turns computed in parallel across all tabs (a turn may wait on an LLM)
 STORAGE_KEY = "crs-chat-session"
-DEFAULT_TITLE = "Shop assistant"
 
 # Runs in the browser before the load handler: its return value replaces the handler's input.
 READ_SESSION_JS = f"() => [window.sessionStorage.getItem('{STORAGE_KEY}') || '']"
 WRITE_SESSION_JS = (f"(id) => {{ if (id) {{ window.sessionStorage.setItem('{STORAGE_KEY}', id); }} "
                     f"else {{ window.sessionStorage.removeItem('{STORAGE_KEY}'); }} return []; }}")
+WRITE_TITLE_JS = "(title) => { if (title) { document.title = title; } return []; }"
 
 
 class HasDialogue(Protocol):
@@ -67,6 +68,7 @@ class Page:
 
     state: gr.State
     session_box: gr.Textbox
+    title_box: gr.Textbox  # the catalog's title, which WRITE_TITLE_JS makes the browser tab's
     heading: gr.Markdown
     chatbot: gr.Chatbot
     note: gr.Markdown
@@ -97,10 +99,13 @@ def chat_examples(examples: list[Example]) -> list[dict[str, Any]]:
             for e in examples]
 
 
-def render(state: TabState, examples: list[Example] | None = None) -> list[Any]:
-    """Values for :meth:`Page.outputs`, in that order; ``examples`` also sets the chat's examples."""
+def render(state: TabState, examples: list[Example] | None = None, intro: ChatIntro | None = None) -> list[Any]:
+    """Values for :meth:`Page.outputs`, in that order; ``examples`` also sets the chat's examples,
+    ``intro`` (with them) its placeholder."""
     options = state.option_labels
-    chat: Any = messages(state) if examples is None else gr.Chatbot(messages(state), examples=chat_examples(examples))
+    chat: Any = messages(state) if examples is None else gr.Chatbot(
+        messages(state), examples=chat_examples(examples),
+        **({"placeholder": intro.placeholder} if intro is not None else {}))
     out: list[Any] = [state, state.session_id, chat, plain_markdown(state.note), gr.Row(visible=bool(options))]
     out += [gr.Button(value=options[n], visible=True) if n < len(options) else gr.Button(visible=False)
             for n in range(MAX_OPTIONS)]
@@ -117,6 +122,15 @@ def render(state: TabState, examples: list[Example] | None = None) -> list[Any]:
     return out
 
 
+def on_page_load(tabs: ChatTabs, stored_id: str) -> list[Any]:
+    """Values for :meth:`Page.outputs`, then the heading, the page title and the message box. The
+    catalog shapes the page: its title, examples from its own values, and picture hints and
+    uploads only where it has pictures (:mod:`crs.web.chat_intro`)."""
+    state, intro, examples = tabs.resume(stored_id), tabs.intro(), tabs.examples()
+    return [*render(state, examples, intro), f"## {plain_markdown(intro.title)}", intro.title,
+            gr.MultimodalTextbox(placeholder=intro.input_placeholder, sources=["upload"] if intro.pictures else [])]
+
+
 def build_chat_ui(services: HasDialogue) -> gr.Blocks:
     tabs = ChatTabs(lambda: services.dm, services.settings.uploads)
     api = ClientApi(lambda: services.dm, services.settings.uploads)
@@ -129,9 +143,7 @@ def build_chat_ui(services: HasDialogue) -> gr.Blocks:
 
         def on_load(stored_id: str) -> list[Any]:
             with _shown_as_error():
-                state, title = tabs.resume(stored_id), services.dm.catalog.title or DEFAULT_TITLE
-                examples = tabs.examples()
-            return [*render(state, examples), f"## {plain_markdown(title)}"]
+                return on_page_load(tabs, stored_id)
 
         def on_send(state: TabState, value: dict[str, Any] | None) -> list[Any]:
             value = value or {}
@@ -151,8 +163,10 @@ def build_chat_ui(services: HasDialogue) -> gr.Blocks:
             with _shown_as_error():
                 return render(tabs.run_example(state, int(chosen.index)))
 
-        ui.load(on_load, page.session_box, [*outputs, page.heading], js=READ_SESSION_JS, **private)
+        ui.load(on_load, page.session_box, [*outputs, page.heading, page.title_box, page.textbox],
+                js=READ_SESSION_JS, **private)
         page.session_box.change(None, page.session_box, None, js=WRITE_SESSION_JS, **private)
+        page.title_box.change(None, page.title_box, None, js=WRITE_TITLE_JS, **private)
         page.textbox.submit(on_send, [page.state, page.textbox], [*outputs, page.textbox], **turn)
         page.chatbot.example_select(on_example, page.state, outputs, **turn)
         page.new_button.click(shows(tabs.start_over), page.state, outputs, **private)
@@ -181,11 +195,12 @@ def _layout() -> Page:
     state = gr.State(TabState())
     # Mirrors state.session_id into the browser, where WRITE_SESSION_JS stores it for reloads.
     session_box = gr.Textbox(visible="hidden")
+    title_box = gr.Textbox(visible="hidden")
     with gr.Row(equal_height=True):
         heading = gr.Markdown(f"## {DEFAULT_TITLE}")
         new_button = gr.Button("Start over", size="sm", scale=0, min_width=120)
     chatbot = gr.Chatbot(show_label=False, height=520, group_consecutive_messages=False, buttons=["copy_all"],
-                         placeholder="Tell me what you are looking for, or show me a picture.")
+                         placeholder=PICTURE_PLACEHOLDER)
     with gr.Row(visible=False) as options_row:
         options = [gr.Button(visible=False, size="sm", min_width=80) for _ in range(MAX_OPTIONS)]
     with gr.Column(visible=False) as rate_panel:
@@ -201,8 +216,8 @@ def _layout() -> Page:
                 slots.append(RatingSlot(card, title, like, dislike))
     note = gr.Markdown()
     textbox = gr.MultimodalTextbox(file_types=["image"], file_count="multiple", show_label=False, autofocus=True,
-                                   placeholder="Describe it, or add pictures (upload, drag and drop, paste)")
-    return Page(state, session_box, heading, chatbot, note, options_row, options, rate_panel, slots, textbox,
+                                   placeholder=PICTURE_INPUT)
+    return Page(state, session_box, title_box, heading, chatbot, note, options_row, options, rate_panel, slots, textbox,
                 new_button)
 
 

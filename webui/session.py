@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,12 @@ from PIL import Image
 
 from crs.dialogue import DialogueManager, SessionNotFound
 from crs.errors import UserError
+from crs.catalog_index import has_pictures
 from crs.facts import AttributeInfo, CatalogFacts
 from crs.replies import question_labels
 from crs.search import QueryError
 from crs.turn import Message
+from crs.web.chat_intro import ChatIntro, chat_intro
 from crs.uploads import UploadError, UploadLimits, check_uploads, release_memory
 from retrieval.multimodal import ScoredItem
 
@@ -91,6 +93,7 @@ class ChatTabs:
         self._dm = dm
         self.limits = limits or UploadLimits()
         self._examples: list[Example] | None = None
+        self._intro: ChatIntro | None = None
 
     @property
     def dm(self) -> DialogueManager:
@@ -181,11 +184,16 @@ class ChatTabs:
     # -- examples ------------------------------------------------------------------------------------
 
     def examples(self) -> list[Example]:
-        """Starts that work on the loaded catalog: a picture of one of its items with a change
-        of style, a title, a value to browse by, and an open request that makes it ask."""
+        """Starts that work on the loaded catalog (:func:`catalog_examples`)."""
         if self._examples is None:
-            self._examples = catalog_examples(self.dm)
+            self._examples = catalog_examples(self.dm, self.intro().pictures)
         return self._examples
+
+    def intro(self) -> ChatIntro:
+        """The catalog's title, whether it has pictures, and hints that fit it."""
+        if self._intro is None:
+            self._intro = chat_intro(self.dm.store, self.dm.catalog)
+        return self._intro
 
     # -- pieces --------------------------------------------------------------------------------------
 
@@ -253,44 +261,105 @@ def checked_images(text: str, paths: tuple[str, ...], limits: UploadLimits) -> t
 
 
 SAMPLE = 40  # items looked at for examples: spread over the catalog, cheap on any size
-MODIFIER_NAMES = ("style", "material", "finish", "pattern")  # what "like this but ..." usually changes
+_PLAIN_TITLE = re.compile(r"[^\W\d_]+( [^\W\d_]+){0,2}")
 
 
-def catalog_examples(dm: DialogueManager) -> list[Example]:
+def catalog_examples(dm: DialogueManager, pictures: bool | None = None) -> list[Example]:
+    """Starts that work on this catalog, from its own data: a picture of one of its items with one
+    value changed (only where the catalog has pictures), a title, values of what people choose by
+    (askable attributes), and an open request that makes it ask. ``pictures``: whether the
+    catalog has any (None: ask the store)."""
     facts = dm.facts
     if len(facts.ids) == 0:
         return []
+    if pictures is None:
+        pictures = has_pictures(dm.store, dm.catalog)
     step = max(1, len(facts.ids) // SAMPLE)
     hits = dm.searcher.hits([ScoredItem(int(i), 0.0) for i in facts.ids[::step][:SAMPLE]])
+    noun = catalog_noun(dm.catalog.title or "")
     examples = []
-    modifier = _modifier(facts)
+    modifier = _modifier(facts) if pictures else None
     if modifier is not None:
         # An item with the first value, asked for in a middle one: "flat" -> "3d" on the demo
         # catalog's styles, "flat" -> "outline" on the test shapes.
         first, wanted = modifier.values[0], modifier.values[len(modifier.values) // 2]
-        pictures = [h for h in hits
+        pictured = [h for h in hits
                     if h.attributes.get(modifier.name) not in (None, wanted) and _is_local_file(h.image)]
-        picture = next((h for h in pictures if h.attributes.get(modifier.name) == first), (pictures or [None])[0])
+        picture = next((h for h in pictured if h.attributes.get(modifier.name) == first), (pictured or [None])[0])
         if picture is not None:
             examples.append(Example(f"like this but in {wanted}", picture.image))
-    # A plain name reads like something a person would type ("a flying disc"), a code-like
-    # title does not ("31-point star, step 5"): prefer titles of one to three plain words.
-    plain = [h.title.strip() for h in hits if re.fullmatch(r"[^\W\d_]+( [^\W\d_]+){0,2}", h.title.strip())]
-    title = (plain or [h.title.strip() for h in hits])[len(plain or hits) // 2].lower()
+    title = _title_example(h.title for h in hits)
     if title:
-        examples.append(Example(title if title.startswith(("a ", "an ", "the ")) else f"a {title}"))
+        examples.append(Example(title))
     if modifier is not None:
-        examples.append(Example(f"show me {modifier.values[-1]} ones"))
+        examples.append(Example(f"show me {modifier.values[-1]} {noun}"))
+    else:
+        values = _common_values(facts)
+        if values:
+            examples.append(Example(f"show me {values[0]} {noun}"))
+        if len(values) > 1:
+            examples.append(Example(f"{values[1]} {values[0]} {noun}"))
     examples.append(Example("help me find something"))
     return examples
 
 
+def catalog_noun(title: str) -> str:
+    """What the catalog's items are called, from its title: its first plural-looking word
+    ("Films (Wikidata, 1940-2014)" -> "films", "Coloured shapes" -> "shapes"), else "ones"."""
+    words = re.findall(r"[^\W\d_]+", re.sub(r"\(.*?\)", " ", title).lower())
+    return next((w for w in words if len(w) > 3 and w.endswith("s") and not w.endswith("ss")), "ones")
+
+
+def _title_example(titles: Iterable[str]) -> str:
+    """A title as a person would type it. A plain name reads like something a person would type
+    ("a flying disc"), a code-like title does not ("31-point star, step 5"): titles of one to
+    three plain words are preferred. Titles that are names (most words capitalised: films,
+    books) are asked for as "something like Skyfall", things as "a red circle"."""
+    titles = [t.strip() for t in titles if t.strip()]
+    if not titles:
+        return ""
+    plain = [t for t in titles if _PLAIN_TITLE.fullmatch(t)]
+    title = (plain or titles)[len(plain or titles) // 2]
+    long = [t.split() for t in titles if len(t.split()) > 1]
+    named = sum(all(w[:1].isupper() for w in words if len(w) > 3) for words in long) > len(long) / 2 if long \
+        else title[:1].isupper() and not title[1:].islower()
+    if named:
+        return f"something like {title}"
+    title = title.lower()
+    return title if title.startswith(("a ", "an ", "the ")) else f"a {title}"
+
+
+def _common_values(facts: CatalogFacts) -> list[str]:
+    """The most common sayable value of each askable attribute, in schema order, two at most,
+    from different attributes ("drama", "2000s" on the films)."""
+    out = []
+    for attribute in facts.askable():
+        counts = facts.value_counts(attribute.name)
+        value = max((v for v in attribute.values if counts.get(v) and re.search(r"[^\W\d_]|\d{4}", v)),
+                    key=lambda v: counts[v], default=None)
+        if value is not None and value not in out:
+            out.append(value)
+        if len(out) == 2:
+            break
+    return out
+
+
 def _modifier(facts: CatalogFacts) -> AttributeInfo | None:
-    """The attribute a "like this but ..." example changes: a look-and-feel attribute by its
-    usual name if the catalog has one, else the askable categorical one with the fewest values."""
+    """The attribute a "like this but ..." example changes: among the askable categorical ones,
+    leaving out any that another one determines (the demo's artwork set follows from its art
+    style), the one with the fewest values: the smallest change (flat or outline on the shapes)."""
     candidates = [a for a in facts.askable() if a.kind == "categorical" and len(a.values) > 1]
-    named = [a for name in MODIFIER_NAMES for a in candidates if a.name.lower() == name]
-    return (named or sorted(candidates, key=lambda a: len(a.values)) or [None])[0]
+    kept = [a for a in candidates if not any(b is not a and _determines(facts, b.name, a.name)
+                                             and not _determines(facts, a.name, b.name) for b in candidates)]
+    return min(kept or candidates, key=lambda a: len(a.values), default=None)
+
+
+def _determines(facts: CatalogFacts, first: str, second: str) -> bool:
+    """Whether every item's ``first`` value fixes its ``second`` value."""
+    a, b = facts.value_matrix(first, facts.ids), facts.value_matrix(second, facts.ids)
+    known = a.any(axis=1) & b.any(axis=1)
+    pairs = set(zip(a.argmax(axis=1)[known].tolist(), b.argmax(axis=1)[known].tolist()))
+    return len(pairs) == len({x for x, _ in pairs})
 
 
 def _is_local_file(image: str) -> bool:

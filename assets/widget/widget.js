@@ -6,6 +6,9 @@
  *           data-position="bottom-right" async></script>
  *
  * Every attribute is optional; data-api defaults to the origin this script was loaded from.
+ * When the panel first opens, the widget reads GET /api/v1/chat-intro: the catalog's title (the
+ * heading, unless data-title is given), its greeting, and whether the catalog has pictures; for a
+ * catalog without pictures it offers no picture upload (no attach button, paste or drop).
  * The widget talks to the JSON API (/api/v1/sessions...) and keeps its session id in
  * sessionStorage, per API, so a reload continues the conversation.
  *
@@ -23,6 +26,7 @@
   const DEFAULT_COLOR = "#3b5bdb";
   const MAX_IMAGES = 4;
   const GREETING = "Hi! Tell me what you are looking for, or attach a picture of something like it.";
+  const TEXT_GREETING = "Hi! Tell me what you are looking for.";
 
   // document.currentScript is only set while this script runs for the first time, so read it now.
   const script = document.currentScript ||
@@ -33,6 +37,7 @@
   const config = {
     api: new URL(data.api || scriptOrigin, location.href).href.replace(/\/+$/, ""),
     title: (data.title || "Shop assistant").trim(),
+    titleGiven: Boolean(data.title && data.title.trim()), // else the catalog's title, once known
     color: data.color && CSS.supports("color", data.color) ? data.color : DEFAULT_COLOR,
     position: data.position === "bottom-left" ? "bottom-left" : "bottom-right",
   };
@@ -292,6 +297,8 @@
       this.busy = false;
       this.generation = 0; // bumped by "start over", so late replies of an old session are dropped
       this.restored = false;
+      this.intro = null; // GET /api/v1/chat-intro, read when the panel first opens
+      this.pictures = true; // until the intro says the catalog has none
       this.build();
     }
 
@@ -330,7 +337,7 @@
       this.form = h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); this.submit(); } },
         this.pendingBox,
         h("div", { class: "row" },
-          h("button", { class: "attach", type: "button", "aria-label": "Attach images",
+          this.attachButton = h("button", { class: "attach", type: "button", "aria-label": "Attach images",
             title: "Attach images (or paste / drop them)", onclick: () => this.fileInput.click() },
           icon(ICONS.attach)),
           this.fileInput, this.input, this.sendButton));
@@ -342,7 +349,7 @@
         ondrop: (e) => this.onDrop(e),
       },
       h("div", { class: "header" },
-        h("h2", { class: "title", text: config.title }),
+        this.heading = h("h2", { class: "title", text: config.title }),
         h("button", { class: "restart", type: "button", "aria-label": "Start over", title: "Start over",
           onclick: () => this.startOver() }, icon(ICONS.restart), h("span", { text: "Start over" })),
         h("button", { class: "close", type: "button", "aria-label": "Close chat", title: "Close (Esc)",
@@ -395,12 +402,40 @@
 
     // ---- the conversation -------------------------------------------------------------------
 
+    // What the catalog is: its title, greeting and whether it has pictures. Without an answer
+    // (an older server, a network problem) the widget keeps its defaults; errors show on sending.
+    async loadIntro() {
+      try {
+        const intro = await request("GET", "/api/v1/chat-intro");
+        if (intro && typeof intro === "object") this.applyIntro(intro);
+      } catch (err) {
+        this.intro = null;
+      }
+    }
+
+    applyIntro(intro) {
+      this.intro = intro;
+      this.pictures = intro.pictures !== false;
+      this.attachButton.hidden = !this.pictures;
+      if (!this.pictures) this.clearPending();
+      if (!config.titleGiven && typeof intro.title === "string" && intro.title.trim()) {
+        config.title = intro.title.trim();
+        this.heading.textContent = config.title;
+        this.panel.setAttribute("aria-label", config.title);
+        this.launcher.setAttribute("aria-label", `${this.isOpen() ? "Close" : "Open"} chat: ${config.title}`);
+      }
+    }
+
     async restore() {
+      const generation = this.generation;
+      this.setBusy(true);
+      await this.loadIntro();
+      if (generation !== this.generation) return; // "start over" greeted already
+      this.setBusy(false);
       this.greet();
       if (!this.sessionId) return;
-      const generation = this.generation;
-      this.setBusy(true); // a message sent now would land above the restored turns
       try {
+        this.setBusy(true); // a message sent now would land above the restored turns
         const session = await request("GET", `/api/v1/sessions/${encodeURIComponent(this.sessionId)}`);
         if (generation !== this.generation) return;
         this.setBusy(false);
@@ -425,7 +460,10 @@
       }
     }
 
-    greet() { this.addBot(GREETING); }
+    greet() {
+      const greeting = this.intro && typeof this.intro.greeting === "string" ? this.intro.greeting.trim() : "";
+      this.addBot(greeting || (this.pictures ? GREETING : TEXT_GREETING));
+    }
 
     startOver() {
       this.generation += 1;
@@ -635,6 +673,7 @@
     // ---- images -------------------------------------------------------------------------------
 
     addFiles(fileList) {
+      if (!this.pictures) return; // the catalog has no pictures to compare them with
       const files = Array.from(fileList || []);
       const images = files.filter((f) => f.type.startsWith("image/"));
       if (images.length < files.length) this.addError("Only images can be attached.");
@@ -668,13 +707,14 @@
     onPaste(event) {
       const pasted = Array.from((event.clipboardData && event.clipboardData.files) || []);
       const files = pasted.filter((f) => f.type.startsWith("image/"));
-      if (files.length) {
+      if (files.length && this.pictures) {
         event.preventDefault();
         this.addFiles(files);
       }
     }
 
     onDrag(event, over) {
+      if (!this.pictures) return;
       if (!event.dataTransfer || !Array.from(event.dataTransfer.types || []).includes("Files")) return;
       event.preventDefault();
       this.panel.classList.toggle("dragging", over);
@@ -682,6 +722,7 @@
 
     onDrop(event) {
       this.panel.classList.remove("dragging");
+      if (!this.pictures) return;
       if (!event.dataTransfer || !event.dataTransfer.files.length) return;
       event.preventDefault();
       this.addFiles(event.dataTransfer.files);

@@ -43,6 +43,7 @@ from crs.catalog.info import catalog_info
 from crs.dialogue import SessionNotFound
 from crs.errors import UserError
 from crs.facts import CatalogFacts
+from crs.web.chat_intro import chat_intro
 from crs.web.rate_limits import RateLimited, RateLimiter
 from crs.search import QueryError
 from crs.web.errors import INTERNAL_ERROR, UNAVAILABLE, busy_store
@@ -160,6 +161,16 @@ class HealthOut(BaseModel):
     catalog: str
     ready: bool = Field(description="the models and the index are loaded: a chat turn will not wait for them")
     index: IndexOut | None
+
+
+class ChatIntroOut(BaseModel):
+    catalog: str = Field(description="the catalog's name")
+    title: str = Field(description="the catalog's title (its schema's `title`), for a chat window's heading")
+    pictures: bool = Field(description="whether the catalog's items have pictures: offer picture uploads only then")
+    topics: list[str] = Field(description="what people choose by here: the askable attributes' labels")
+    greeting: str = Field(description="a first line for the assistant that fits the catalog")
+    placeholder: str = Field(description="what an empty chat says")
+    input_placeholder: str = Field(description="a hint for the message box")
 
 
 class CatalogOut(BaseModel):
@@ -306,6 +317,11 @@ def build_router(services: Services, limiter: RateLimiter | None = None) -> APIR
     @router.get("/catalog", response_model=CatalogOut, tags=["service"])
     def catalog_summary() -> dict[str, Any]:
         return catalog_info(services.store, services.catalog)
+
+    @router.get("/chat-intro", response_model=ChatIntroOut, tags=["service"])
+    def intro() -> dict[str, Any]:
+        """How a chat client introduces this catalog (the widget reads it when it opens)."""
+        return chat_intro(services.store, services.catalog).to_json()
 
     @router.post("/sessions", response_model=SessionCreated, status_code=201, tags=["sessions"])
     def create_session() -> SessionCreated:
