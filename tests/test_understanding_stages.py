@@ -227,3 +227,11 @@ def test_a_word_for_a_broad_group_is_the_broader_value(tmp_path: Path) -> None:
     assert read(parser, facts, "some food please") == {"require": {"category": ["food & drink"]}}
     question = Question("group", ["food", "fruit", "any"])
     assert read(parser, facts, "food i guess", question=question) == {"require": {"group": ["food"]}}
+
+
+def test_praise_is_the_top_quarter_of_the_rating(films: CatalogFacts, parser: OfflineCritiqueParser) -> None:
+    found = read(parser, films, "top rated comedies")
+    values = films.numbers("rotten_tomatoes", films.ids)
+    assert found["require"] == {"genres": ["comedy"]}
+    low = found["ranges"]["rotten_tomatoes"][0]
+    assert low == pytest.approx(np.nanpercentile(values, 75))

@@ -72,6 +72,8 @@ def _forms(word: str) -> set[str]:
         forms.add(word[:-2])
     elif word.endswith("s") and not word.endswith("ss") and len(word) > 3:
         forms.add(word[:-1])
+    elif word.endswith("y") and len(word) > 3 and word[-2] not in "aeiou":
+        forms.add(word[:-1] + "ies")  # comedy -> comedies
     else:
         forms.add(word + "s")
     if word.isalpha() and len(word) > 3:  # "outlined", "striped": a value used as an adjective

@@ -53,6 +53,8 @@ _AFTER = {("or", "better"): "low", ("or", "more"): "low", ("or", "higher"): "low
 _BETWEEN = re.compile(r"^(?:between|from)$")
 _RATING_WORDS = {"rated", "rating", "ratings", "score", "scored", "scores", "reviews", "reviewed", "percent",
                  "stars", "star", "tomatometer", "critics", "critic"}
+_PRAISE = {("highly", "rated"), ("top", "rated"), ("well", "rated"), ("highly", "reviewed"), ("well", "reviewed"),
+           ("best", "reviewed"), ("highly", "rated"), ("high", "rated")}
 _WON = {"won", "win", "wins", "winning", "winner", "winners"}
 _NOMINATED = {"nominated", "nomination", "nominations", "nominee", "nominees"}
 
@@ -100,7 +102,23 @@ class NumberSpotter(Spotter):
                 spans.append(span)
                 used.update(range(span.start, span.end))
         spans += self._counts(words, free, used)
+        spans += self._praise(words, free, used)
         return spans
+
+    def _praise(self, words: list[str], free: list[bool], used: set[int]) -> list[Span]:
+        """"highly rated", "top rated", "well reviewed": the catalog's top quarter on its rating
+        (no number said, so the catalog's own spread sets it)."""
+        if not self.ratings:
+            return []
+        for i in range(len(words) - 1):
+            pair = (words[i], words[i + 1])
+            if pair in _PRAISE and free[i] and free[i + 1] and not used & {i, i + 1}:
+                info = self.ratings[0]
+                values = self.facts.numbers(info.name, self.facts.ids)
+                values = values[~np.isnan(values)]
+                if len(values):
+                    return [Span(i, i + 2, info.name, low=float(np.percentile(values, 75)))]
+        return []
 
     # -- numbers in the words ------------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ ORDINALS = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "
             "fifth": 4, "5th": 4, "sixth": 5, "6th": 5, "seventh": 6, "7th": 6, "eighth": 7, "8th": 7,
             "ninth": 8, "9th": 8, "tenth": 9, "10th": 9, "top": 0}
 _NUMBERED = re.compile(r"(?:#|\bnumber\s+|\bno\s+|\bitem\s+|\boption\s+|\bpick\s+|\bchoice\s+)(\d{1,2})\b")
-_ORDINAL = re.compile(r"\b(?:the\s+)?(" + "|".join(ORDINALS) + r"|last)\b(?:\s+(?:one|item|picture|option))?")
+_ORDINAL = re.compile(r"\b(?:the\s+)?(" + "|".join(ORDINALS) + r"|last)\b(?!\s+rated)(?:\s+(?:one|item|picture|option))?")
 _THE_X_ONE = re.compile(r"\bthe\s+((?:[\w'-]+\s+){0,2}?[\w'-]+)\s+ones?\b")
 
 _REJECT_ALL = re.compile(r"\b(?:none of (?:these|them|those|the above)|none|neither(?! of the (?:first|second|third|last|top))|"
