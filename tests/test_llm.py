@@ -136,13 +136,15 @@ def test_accept_and_reject_all_use_the_shown_numbers() -> None:
 
 
 def test_the_critique_prompt_holds_the_vocabulary_the_shown_items_and_the_question() -> None:
-    p = parser('{"dont_care": ["colour"]}')
+    p = parser('{"dont_care": ["colour"]}', "{}")
     question = Question("colour", ["red", "blue", ANY])
     assert p.parse("any", context(question=question)).dont_care == ["colour"]
     prompt = p.model.prompt_text()
-    assert "- colour: any of red, blue, green" in prompt
-    assert "ordered from low to high: outline < flat" in prompt and "- price: a number" in prompt
-    assert "1. Red circle outline (shape circle; colour red; style outline)" in prompt and "3. Green star" in prompt
+    assert "- colour: any of red, blue\n" in prompt  # the question's options
+    assert "- style:" not in prompt and "price" not in prompt  # the message names no style, compares nothing
+    p.parse("flat ones", context())
+    assert "- style: one of outline < flat (low to high)" in p.model.prompt_text()
+    assert "1. Red circle outline (colour red; shape circle; style outline)" in prompt and "3. Green star" in prompt  # offered first
     assert "asked about colour (options: red, blue, any)" in prompt
     assert 'The shopper\'s message: "any"' in prompt
 

@@ -26,8 +26,11 @@ def test_the_real_catalog_vocabulary_reaches_the_prompt(shapes_catalog) -> None:
     parser = LLMCritiqueParser(ScriptedChatModel(responses=['{"require": {"colour": ["green"]}}']), spec="fake")
     assert parser.parse("green", ParseContext(facts)).require == {"colour": ["green"]}
     prompt = parser.model.prompt_text()
-    assert "- shape: one of circle, square, triangle, star" in prompt
-    assert "- style: one of flat, outline (ordered from low to high: outline < flat)" in prompt
+    assert "- colour: any of " in prompt and "green" in prompt
+    assert "- shape:" not in prompt  # compact: only the attributes the message names
+    parser.parse("a flat star", ParseContext(facts))  # a value named: its whole small vocabulary
+    assert "- shape: one of circle, square, triangle, star" in parser.model.prompt_text()
+    assert "- style: one of outline < flat (low to high)" in parser.model.prompt_text()
 
 
 def test_llm_stages_drive_the_conversation_and_fall_back_per_turn(shapes_catalog, searcher) -> None:

@@ -59,3 +59,24 @@ def test_smollm2_free_text_and_the_limits_of_a_text_model(smollm2: Path) -> None
                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}])
     with pytest.raises(LLMError, match="the llamacpp backend takes text only"):
         invoke_text(model, [picture], timeout_s=60)
+
+
+def test_smollm2_under_the_schema_grammar_answers_valid_json_every_turn(smollm2: Path) -> None:
+    """Decoding constrained to the message's JSON schema: even a 135M model's reply always parses
+    and stays inside the offered vocabulary, so no turn falls back to the rules."""
+    import json
+
+    from crs.llm.structured import with_json_schema
+    from crs.understanding.parser import ParseContext
+    from tests.test_llm_schema import film_facts, fits
+
+    parser = LLMCritiqueParser.from_spec(f"llamacpp:{smollm2}", timeout_s=120)
+    messages = ("a blue star, not the first one", "cheaper than the second one", "a sci-fi comedy with tom hanks",
+                "none of these", "any colour is fine")
+    facts = film_facts()
+    for text in messages:
+        films = ParseContext(facts, context().shown)
+        prompt, schema = parser.request(text, films)
+        reply = invoke_text(with_json_schema(parser.model, schema), prompt, timeout_s=120)
+        assert fits(json.loads(reply), schema), (text, reply)
+        assert isinstance(parser.parse(text, films), Critique)  # no LLMError: no fallback

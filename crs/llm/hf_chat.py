@@ -49,7 +49,8 @@ class HFChat(LocalChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_dir": self.model_dir, "max_tokens": self.max_tokens, "temperature": self.temperature}
 
-    def complete(self, messages: list[dict[str, Any]], stop: list[str]) -> str:
+    def complete(self, messages: list[dict[str, Any]], stop: list[str],
+                 json_schema: dict[str, Any] | None = None) -> str:  # no constrained decoding here
         import torch
 
         tokenizer, model, lock = self._loaded

@@ -2,7 +2,8 @@
 
 ``xllamacpp`` embeds llama.cpp's server: the model loads once, and each chat call goes straight
 to the server's chat-completions handler in this process (chat template, stop words, sampling
-and JSON grammar all done by llama.cpp). The server also opens an HTTP port on 127.0.0.1 that
+and JSON grammar all done by llama.cpp; a JSON schema bound to the call becomes that grammar).
+The server also opens an HTTP port on 127.0.0.1 that
 we never use; a random API key keeps other local programs (or web pages: it allows any CORS
 origin) from using it.
 """
@@ -12,11 +13,11 @@ import os
 import secrets
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import PrivateAttr
 
-from .local_chat import LocalChatModel, text_only
+from .local_chat import Completion, LocalChatModel, text_only
 
 _SERVERS: dict[tuple[str, int, int], Any] = {}
 _SERVERS_LOCK = threading.Lock()
@@ -51,6 +52,7 @@ class LlamaCppChat(LocalChatModel):
     model_path: str
     n_ctx: int = 4096  # enough for the longest stage prompt with a catalog vocabulary
     threads: int = 0  # 0: default_threads()
+    decodes_json_schema: ClassVar[bool] = True
 
     _server: Any = PrivateAttr(default=None)
 
@@ -65,7 +67,8 @@ class LlamaCppChat(LocalChatModel):
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_path": self.model_path, "max_tokens": self.max_tokens, "temperature": self.temperature}
 
-    def complete(self, messages: list[dict[str, Any]], stop: list[str]) -> str:
+    def complete(self, messages: list[dict[str, Any]], stop: list[str],
+                 json_schema: dict[str, Any] | None = None) -> Completion:
         request: dict[str, Any] = {
             "messages": text_only(messages, "llamacpp"),
             "max_tokens": self.max_tokens,
@@ -74,11 +77,15 @@ class LlamaCppChat(LocalChatModel):
             # caller's timeout does not keep the model busy into the next turn.
             "t_max_predict_ms": int(self.timeout_s * 1000),
         }
-        if self.json_mode:
+        if json_schema is not None:  # llama.cpp compiles the schema to a grammar: only fitting replies
+            request["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": json_schema}}
+        elif self.json_mode:
             request["response_format"] = {"type": "json_object"}  # grammar-constrained: always parses
         if stop:
             request["stop"] = stop
         reply = self._server.handle_chat_completions(request)
         if "error" in reply:
             raise RuntimeError(f"llama.cpp: {reply['error']}")
-        return str(reply["choices"][0]["message"].get("content") or "")
+        usage = reply.get("usage") or {}
+        return Completion(str(reply["choices"][0]["message"].get("content") or ""),
+                          int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))

@@ -9,7 +9,8 @@ the timeout and the fakes treat every backend alike.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -17,21 +18,40 @@ from langchain_core.messages import AIMessage, BaseMessage, convert_to_openai_me
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 
+@dataclass(frozen=True)
+class Completion:
+    """A reply text with the token counts, from backends that report them."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
 class LocalChatModel(BaseChatModel):
     max_tokens: int = 512  # generation is the slow part on a CPU: bound it
     temperature: float = 0.0  # stages want the same answer for the same turn
     timeout_s: float = 30.0  # passed to backends that can stop generating by themselves
     json_mode: bool = False  # ask the backend to constrain the reply to one JSON object, where it can
+    decodes_json_schema: ClassVar[bool] = False  # True where complete() honours json_schema
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         openai_messages = convert_to_openai_messages(messages)
-        text = self.complete(openai_messages, stop=list(stop or []))  # type: ignore[arg-type]
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+        reply = self.complete(openai_messages, stop=list(stop or []),  # type: ignore[arg-type]
+                              json_schema=kwargs.get("json_schema"))
+        if isinstance(reply, str):
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(content=reply))])
+        usage = {"input_tokens": reply.prompt_tokens, "output_tokens": reply.completion_tokens,
+                 "total_tokens": reply.prompt_tokens + reply.completion_tokens}
+        message = AIMessage(content=reply.text, usage_metadata=usage,  # type: ignore[arg-type]
+                            response_metadata={"model_name": self._llm_type})
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
     @abstractmethod
-    def complete(self, messages: list[dict[str, Any]], stop: list[str]) -> str:
-        """The reply text to OpenAI-style chat messages (``{"role", "content"}`` dicts)."""
+    def complete(self, messages: list[dict[str, Any]], stop: list[str],
+                 json_schema: dict[str, Any] | None = None) -> str | Completion:
+        """The reply to OpenAI-style chat messages (``{"role", "content"}`` dicts), constrained to
+        ``json_schema`` where the backend can (``model.bind(json_schema=...)`` passes one)."""
 
 
 def text_only(messages: list[dict[str, Any]], backend: str) -> list[dict[str, str]]:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
+from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ValidationError
 
 from ..errors import StageFailure
@@ -111,7 +112,7 @@ def validate(data: dict[str, Any], schema: type[M]) -> M:
         raise LLMError(f"field {where}: {error['msg']}") from None
 
 
-def invoke_text(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: float) -> str:
+def invoke_text(model: BaseChatModel | Runnable, messages: Sequence[BaseMessage], *, timeout_s: float) -> str:
     """The model's reply text, within ``timeout_s``; any failure of the model is an :class:`LLMError`."""
     try:
         reply = call_with_timeout(lambda: model.invoke(list(messages)), timeout_s)
@@ -123,7 +124,30 @@ def invoke_text(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeou
     return reply_text(reply)
 
 
-def ask_json(model: BaseChatModel, messages: Sequence[BaseMessage], schema: type[M], *, timeout_s: float) -> M:
+def with_json_schema(model: BaseChatModel, schema: dict[str, Any], name: str = "answer") -> Runnable:
+    """``model`` bound to decode only replies that fit ``schema``, where its backend can.
+
+    llama.cpp (in process) turns the schema into a grammar; Ollama takes it as ``format``; OpenAI's
+    own API as a ``json_schema`` response format (``strict`` off: the schema leaves keys optional).
+    This is what LangChain's ``with_structured_output(method="json_schema")`` sends, but the reply
+    still goes through :func:`parse_reply`, so every backend fails the same way (LLMError).
+    OpenAI-compatible servers, transformers models and the fakes get the model unchanged: servers differ in what they
+    accept (llama.cpp servers answer HTTP 500), and the prompt asks for the same keys anyway.
+    """
+    from .local_chat import LocalChatModel
+
+    if isinstance(model, LocalChatModel):
+        return model.bind(json_schema=schema) if model.decodes_json_schema else model
+    kind = type(model).__name__
+    if kind == "ChatOllama":
+        return model.bind(format=schema)
+    if kind == "ChatOpenAI" and "api.openai.com" in str(getattr(model, "openai_api_base", None) or "api.openai.com"):
+        return model.bind(response_format={"type": "json_schema",
+                                           "json_schema": {"name": name, "schema": schema, "strict": False}})
+    return model
+
+
+def ask_json(model: BaseChatModel | Runnable, messages: Sequence[BaseMessage], schema: type[M], *, timeout_s: float) -> M:
     """Send ``messages``, take the first JSON object of the reply and validate it against ``schema``."""
     return parse_reply(invoke_text(model, messages, timeout_s=timeout_s), schema)
 

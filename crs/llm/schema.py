@@ -1,0 +1,70 @@
+"""The JSON schema a critique answer is held to, built per message from the prompt's :class:`Offer`.
+
+Backends with constrained decoding (llama.cpp's JSON-schema grammar, Ollama's ``format``,
+OpenAI's structured output) can then only write attribute names and values the prompt offered,
+item numbers that were shown, and keys of the Critique: the fallbacks a real 1.5B model caused
+('any' as a category, an 'attribute' key) cannot be generated at all. Arrays have ``maxItems``
+and the free text a ``maxLength``, so every answer the grammar allows is short: a small model
+that starts repeating a value ("blue", "blue", ...) is stopped by the grammar, not cut off by
+the token limit in the middle of the JSON.
+
+Only what llama.cpp's ``json_schema_to_grammar`` supports is used (enum, const-free objects,
+``additionalProperties: false``, min/maxItems, maxLength); no property is required, so an empty
+object is a valid answer ("nothing understood").
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from crs.facts import CatalogFacts
+
+from .relevance import Offer
+
+MAX_VALUES = 3  # values per attribute in one answer: "red, blue or green"
+MAX_RELATIVE = 2
+MAX_TEXT = 60  # characters of free text: a few words, not the message copied out
+
+
+def critique_schema(offer: Offer, facts: CatalogFacts, shown: int) -> dict[str, Any]:
+    """The schema of :class:`~crs.llm.parser.CritiqueAnswer` for this offer and ``shown`` items."""
+    # As many values as the message names ("red and blue": 2), at least one: a small model lists
+    # the first values of a vocabulary ("orange, red, yellow" for "got any red ones") otherwise.
+    values = {name: {"type": "array", "items": {"enum": list(offered)},
+                     "maxItems": min(MAX_VALUES, len(offered), max(1, offer.named.get(name, 0)))}
+              for name, offered in offer.values.items() if offered}
+    properties: dict[str, Any] = {}
+    if values:
+        properties["require"] = _object(values)
+        properties["exclude"] = _object(values)
+        tags = [name for name in values if facts.attributes[name].kind == "tags" and values[name]["maxItems"] >= 2]
+        if tags:
+            properties["all_of"] = {"type": "array", "items": {"enum": tags}, "maxItems": len(tags)}
+    if offer.numbers:
+        end = {"type": ["number", "null"]}
+        properties["ranges"] = _object({name: {"type": "array", "items": end, "minItems": 2, "maxItems": 2}
+                                        for name in offer.numbers})
+    ordered = [info.name for info in offer.attributes(facts) if info.ordered] if offer.comparing else []
+    items = list(range(1, shown + 1))
+    if ordered:
+        relative: dict[str, Any] = {"attribute": {"enum": ordered}, "direction": {"enum": [1, -1]}}
+        if items:
+            relative["item"] = {"enum": [*items, None]}
+        properties["relative"] = {"type": "array", "maxItems": MAX_RELATIVE,
+                                  "items": _object(relative, required=["attribute", "direction"])}
+    if items:
+        reference = _object({"item": {"enum": items}, "liked": {"enum": [True, False, None]}}, required=["item"])
+        properties["references"] = {"type": "array", "items": reference, "maxItems": len(items)}
+        properties["accept"] = {"enum": [*items, None]}
+        properties["reject_all"] = {"type": "boolean"}
+    names = [info.name for info in offer.attributes(facts)]
+    if names and offer.indifferent:
+        properties["dont_care"] = {"type": "array", "items": {"enum": names}, "maxItems": min(2, len(names))}
+    properties["text"] = {"type": "string", "maxLength": MAX_TEXT}
+    return _object(properties)
+
+
+def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    return schema
