@@ -78,7 +78,8 @@ class LlamaCppChat(LocalChatModel):
             "t_max_predict_ms": int(self.timeout_s * 1000),
         }
         if json_schema is not None:  # llama.cpp compiles the schema to a grammar: only fitting replies
-            request["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": json_schema}}
+            request["response_format"] = {"type": "json_schema",
+                                          "json_schema": {"name": "answer", "schema": json_schema}}
         elif self.json_mode:
             request["response_format"] = {"type": "json_object"}  # grammar-constrained: always parses
         if stop:

@@ -205,7 +205,8 @@ def _without_any(given: dict[str, list[str]]) -> tuple[dict[str, list[str]], lis
     return kept, dont_care
 
 
-def _ranges(facts: CatalogFacts, given: dict[str, list[float | None]], numeric: list[str]) -> dict[str, list[float | None]]:
+def _ranges(facts: CatalogFacts, given: dict[str, list[float | None]],
+            numeric: list[str]) -> dict[str, list[float | None]]:
     out: dict[str, list[float | None]] = {}
     for name, ends in given.items():
         info = vocabulary.attribute(facts, name, "ranges", numeric)

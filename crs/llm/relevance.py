@@ -49,8 +49,8 @@ MIN_COSINE = 0.45  # encoder similarity of the message and a value, when an enco
 _INDIFFERENT = re.compile(r"\b(?:whatever|either|don'?t care|do not care|doesn'?t matter|does not matter|"
                           r"no preference|don'?t mind|do not mind|not sure|up to you|no matter|any is fine|"
                           r"any (?:will|would) do)\b")
-_COMPARING = re.compile(r"\d|\b(?!(?:more|less) like\b)(?:\w+er|more|less|least|most|under|over|before|after|between|since|until|up|"
-                        r"recent|old|new|latest|earliest|at least|at most|or so)\b")
+_COMPARING = re.compile(r"\d|\b(?!(?:more|less) like\b)(?:\w+er|more|less|least|most|under|over|before|after|"
+                        r"between|since|until|up|recent|old|new|latest|earliest|at least|at most|or so)\b")
 
 
 @dataclass

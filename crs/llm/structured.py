@@ -147,7 +147,8 @@ def with_json_schema(model: BaseChatModel, schema: dict[str, Any], name: str = "
     return model
 
 
-def ask_json(model: BaseChatModel | Runnable, messages: Sequence[BaseMessage], schema: type[M], *, timeout_s: float) -> M:
+def ask_json(model: BaseChatModel | Runnable, messages: Sequence[BaseMessage], schema: type[M], *,
+             timeout_s: float) -> M:
     """Send ``messages``, take the first JSON object of the reply and validate it against ``schema``."""
     return parse_reply(invoke_text(model, messages, timeout_s=timeout_s), schema)
 
