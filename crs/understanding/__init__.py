@@ -42,10 +42,14 @@ def _offline_parser(arg: str | None, *, facts: Any, searcher: Any = None, **_: A
     return OfflineCritiqueParser.for_searcher(facts, searcher)
 
 
-def _llm_parser(arg: str | None, *, llm: str | None = None, **_: Any) -> CritiqueParser:
+def _llm_parser(arg: str | None, *, llm: str | None = None, searcher: Any = None, **_: Any) -> CritiqueParser:
     from ..llm.parser import LLMCritiqueParser  # imports LangChain: only when asked for
 
-    return LLMCritiqueParser.from_spec(_needs_llm("parser", llm))
+    # The catalog's text encoder also finds the values a message is near in meaning (the prompt
+    # lists only those).
+    embedder = getattr(searcher, "embedder", None)
+    return LLMCritiqueParser.from_spec(_needs_llm("parser", llm),
+                                       encode=embedder.encode_texts if embedder is not None else None)
 
 
 def _fake_parser(arg: str | None, **_: Any) -> CritiqueParser:
