@@ -12,6 +12,7 @@ their value, the closest negatives 0.60-0.62 (tests/test_grounding.py keeps them
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
@@ -39,6 +40,7 @@ class GroundingSpotter(Spotter):
                                               if len(normalise(v)) >= 2]
         self._vectors: np.ndarray | None = None  # encoded on first use: a parser that never needs it costs nothing
         self._cache: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
 
     @property
     def vectors(self) -> np.ndarray:
@@ -76,13 +78,14 @@ class GroundingSpotter(Spotter):
         return spans
 
     def _encode(self, phrases: list[str]) -> np.ndarray:
-        missing = [p for p in dict.fromkeys(phrases) if p not in self._cache]
-        if missing:
-            for phrase, vector in zip(missing, _unit(self.encode(missing))):
-                if len(self._cache) >= CACHE:
-                    self._cache.pop(next(iter(self._cache)))
-                self._cache[phrase] = vector
-        return np.stack([self._cache[p] for p in phrases])
+        with self._lock:  # one parser serves concurrent requests; the cache evicts as it fills
+            missing = [p for p in dict.fromkeys(phrases) if p not in self._cache]
+            if missing:
+                for phrase, vector in zip(missing, _unit(self.encode(missing))):
+                    if len(self._cache) >= CACHE:
+                        self._cache.pop(next(iter(self._cache)))
+                    self._cache[phrase] = vector
+            return np.stack([self._cache[p] for p in phrases])
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

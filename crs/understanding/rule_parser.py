@@ -252,22 +252,25 @@ class RuleCritiqueParser(CritiqueParser):
     def _references(self, norm: str, consumed: str, context: ParseContext) -> tuple[list[int], list[int], str]:
         """Indexes of shown items the clause points at, those it compares with ("older than the
         first": only the comparison's reference), and the clause with those words removed."""
-        found, consumed = self._pointed(norm, consumed, context)
+        after_than: set[int] = set()  # per call: one parser serves concurrent requests
+        found, consumed = self._pointed(norm, consumed, context, after_than)
         if not found:
             return [], [], consumed
-        compared = [i for i in found if i in self._after_than]
+        compared = [i for i in found if i in after_than]
         return [i for i in found if i not in compared], compared, consumed
 
-    def _pointed(self, norm: str, consumed: str, context: ParseContext) -> tuple[list[int], str]:
+    def _pointed(self, norm: str, consumed: str, context: ParseContext,
+                 after_than: set[int]) -> tuple[list[int], str]:
+        """Shown items the clause points at; those right after "than" also go into ``after_than``."""
         shown = context.shown
         found: list[int] = []
-        self._after_than: set[int] = set()
         if not shown:
             return found, consumed
+
         def point(index: int, text: str, start: int) -> None:
             found.append(index)
             if text[:start].rstrip().endswith("than"):
-                self._after_than.add(index)
+                after_than.add(index)
 
         for match in _FIRST_N.finditer(norm):
             count = _COUNT_WORDS[match.group(2)]
