@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from crs import assemble
 from crs.catalog_index import IndexStatus
+from retrieval.progress import BuildProgress
 from crs.dialogue import DialogueManager
 from crs.errors import UserError
 from crs.search import CatalogSearch
@@ -50,6 +51,9 @@ class Services:
         self._warm_up: threading.Thread | None = None
         self._warmed = threading.Event()
         self.warm_up_error: str | None = None
+        # The latest report of a build in progress (None before any): the page's banner and
+        # /api/v1/health show it while ``ready`` is False.
+        self.progress: BuildProgress | None = None
         self._janitor: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -101,11 +105,16 @@ class Services:
 
     def _open_searcher(self) -> CatalogSearch:
         searcher = assemble.open_searcher(self.store, self.catalog, self.settings,
-                                          progress=lambda message: log.info("index: %s", message))
+                                          progress=self._report)
         status = searcher.status
         log.info("index of %r: %s (%d items, %.1f s)", self.catalog.name,
                  "built" if status.built else "loaded from cache", status.items, status.seconds)
         return searcher
+
+    def _report(self, progress: BuildProgress | str) -> None:
+        if isinstance(progress, BuildProgress):
+            self.progress = progress
+        log.info("index: %s", progress)
 
     def _open_dm(self) -> DialogueManager:
         return assemble.build_dialogue_manager(self.store, self.searcher, self.settings)
