@@ -351,7 +351,8 @@ def test_image_urls_quote_the_id() -> None:
 
 def test_health_and_catalog(client: TestClient, services: Services) -> None:
     before = client.get(f"{API}/health").json()
-    assert before == {"status": "ok", "catalog": "shapes", "ready": False, "index": None}
+    assert before == {"status": "ok", "catalog": "shapes", "ready": False, "preparing": False, "progress": None,
+                      "index": None}
     new_session(client)  # opens the dialogue manager, and so the index
     after = client.get(f"{API}/health").json()
     assert after["ready"] is True and after["index"]["items"] == 24 and after["index"]["built"] is True

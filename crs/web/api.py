@@ -4,7 +4,7 @@ A thin adapter over :class:`crs.dialogue.DialogueManager` (through :class:`crs.w
 the same ``respond`` that the chat page, the terminal chat and the simulated users call. The
 contract (paths and fields) is in DESIGN.md; the OpenAPI document is at ``/api/v1/openapi.json``.
 
-Four things every endpoint shares, done once in :class:`_GuardedRoute` rather than per endpoint:
+What every endpoint shares, done once in :class:`_GuardedRoute` rather than per endpoint:
 
 * a per-client rate limit (:mod:`crs.web.rate_limits`): new sessions, messages and everything else
   each have their own budget; over it, 429 with ``Retry-After``;
@@ -16,6 +16,9 @@ Four things every endpoint shares, done once in :class:`_GuardedRoute` rather th
   sentence, and the reason goes to the server log; a busy store answers 503 with ``Retry-After``;
 * request bodies are capped while they arrive (a message may carry at most its images at their
   limit), so a huge upload is refused before it is spooled to disk;
+* while the server's warm-up is still opening the models or building the index, the endpoints
+  that need them answer 503 at once, with ``Retry-After`` (from the build's ETA) and the build's
+  progress in the body (:class:`~crs.web.services.NotReady`); ``/health`` reports the same;
 * endpoints are plain ``def`` functions: FastAPI runs them in its threadpool, so one session's
   blocking turn (encoders, FAISS, SQLite) does not hold up the others. The dialogue manager
   serialises turns of the same session with its own per-session lock.
@@ -48,7 +51,7 @@ from crs.web.rate_limits import RateLimited, RateLimiter
 from crs.search import QueryError
 from crs.web.errors import INTERNAL_ERROR, UNAVAILABLE, busy_store
 from crs.web.reply_json import PREFIX, client_reply, image_url
-from crs.web.services import Services, ServiceUnavailable
+from crs.web.services import NotReady, Services, ServiceUnavailable
 from crs.store import StoreError
 from crs.turn import Message
 from crs.uploads import UploadError, UploadLimits, check_uploads, release_memory
@@ -156,11 +159,30 @@ class IndexOut(BaseModel):
     seconds: float
 
 
+class ProgressOut(BaseModel):
+    stage: str = Field(description="what the build is doing, e.g. 'encoding pictures'")
+    done: int
+    total: int
+    unit: str = Field(description="what done and total count, usually items")
+    elapsed_s: float = Field(description="seconds since this stage started")
+    eta_s: float | None = Field(description="seconds left at this stage's rate so far; null until known")
+
+
 class HealthOut(BaseModel):
     status: Literal["ok"] = "ok"
     catalog: str
     ready: bool = Field(description="the models and the index are loaded: a chat turn will not wait for them")
+    preparing: bool = Field(False, description="the server is still loading the models or building the index; "
+                                               "chat requests answer 503 with Retry-After until it is done")
+    progress: ProgressOut | None = Field(None, description="while not ready: the build's latest report "
+                                                           "(null before any, or when nothing is built)")
     index: IndexOut | None
+
+
+class NotReadyOut(BaseModel):
+    detail: str = Field(description="that the catalog is still being prepared, and how far it is")
+    ready: Literal[False] = False
+    progress: ProgressOut | None = Field(description="the build's latest report, if any")
 
 
 class ChatIntroOut(BaseModel):
@@ -207,6 +229,10 @@ def error_response(exc: Exception, request: Request, max_text_chars: int = 2000)
         return JSONResponse({"detail": str(exc)}, exc.status)
     if isinstance(exc, SessionNotFound):
         return JSONResponse({"detail": str(exc)}, 404)
+    if isinstance(exc, NotReady):  # before ServiceUnavailable, whose message is the generic one
+        progress = exc.progress.as_dict() if exc.progress is not None else None
+        return JSONResponse({"detail": str(exc), "ready": False, "progress": progress}, 503,
+                            headers={"Retry-After": str(exc.retry_after)})
     busy = busy_store(exc)
     if busy is not None:
         log.warning("%s %s: %s", request.method, request.url.path, busy)
@@ -260,15 +286,18 @@ def _limited(request: Request, max_bytes: int) -> Request:
     return Request(request.scope, limited_receive)
 
 
-def _guarded_route(limits: UploadLimits, limiter: RateLimiter) -> type[APIRoute]:
+def _guarded_route(limits: UploadLimits, limiter: RateLimiter, services: Services) -> type[APIRoute]:
     class GuardedRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
             handler = super().get_route_handler()
             bucket = _bucket(self.path, self.methods)
+            chat = _needs_ready(self.path, self.methods)
 
             async def guarded(request: Request) -> Response:
                 try:
                     limiter.hit(bucket, client_address(request))
+                    if chat:  # before the body is read: a 503 costs the client no upload
+                        services.require_ready()
                     return await handler(_limited(request, limits.max_request_bytes))
                 except Exception as exc:  # every error leaves as JSON; see error_response
                     return error_response(exc, request, limits.max_text_chars)
@@ -288,6 +317,12 @@ def _bucket(path: str, methods: set[str] | None) -> str:
     return "requests"
 
 
+def _needs_ready(path: str, methods: set[str] | None) -> bool:
+    """The chat calls, which answer 503 at once while the warm-up runs: new sessions, messages,
+    feedback. Reading a session or an item works as soon as the store is open."""
+    return "POST" in (methods or set()) and (path == f"{PREFIX}/sessions" or path.endswith(("/messages", "/feedback")))
+
+
 def client_address(request: Request) -> str:
     """The client as the server sees it (behind a proxy, see crs.web.rate_limits)."""
     return request.client.host if request.client else "unknown"
@@ -303,16 +338,24 @@ def build_router(services: Services, limiter: RateLimiter | None = None) -> APIR
             (422, "invalid request"), (429, "too many requests from this address (see Retry-After)"),
             (500, "internal error (logged)"),
             (503, "the catalog, models, index or database is not available now (see Retry-After)"))}
-    router = APIRouter(prefix=PREFIX, route_class=_guarded_route(limits, limiter),
+    # While the warm-up builds, the chat endpoints answer 503 in this shape (the progress beside the detail).
+    preparing = {503: {"model": NotReadyOut, "description": "the catalog is still being prepared (see Retry-After "
+                                                            "and progress), or it could not be opened"}}
+    router = APIRouter(prefix=PREFIX, route_class=_guarded_route(limits, limiter, services),
                        responses=errors)
     not_found = {404: {"model": ErrorOut, "description": "no such session or item"}}
 
     @router.get("/health", response_model=HealthOut, tags=["service"])
     def health() -> HealthOut:
+        # Reads only what is already open: a health check answers at once, whatever is building.
         status = services.index_status
         index = IndexOut(built=status.built, reason=status.short_reason, items=status.items,
                          seconds=round(status.seconds, 3)) if status else None
-        return HealthOut(catalog=services.catalog.name, ready=services.ready, index=index)
+        ready = services.ready
+        progress = services.progress
+        return HealthOut(catalog=services.catalog_name, ready=ready, preparing=services.preparing,
+                         progress=ProgressOut(**progress.as_dict()) if progress is not None and not ready else None,
+                         index=index)
 
     @router.get("/catalog", response_model=CatalogOut, tags=["service"])
     def catalog_summary() -> dict[str, Any]:
@@ -323,12 +366,12 @@ def build_router(services: Services, limiter: RateLimiter | None = None) -> APIR
         """How a chat client introduces this catalog (the widget reads it when it opens)."""
         return chat_intro(services.store, services.catalog).to_json()
 
-    @router.post("/sessions", response_model=SessionCreated, status_code=201, tags=["sessions"])
+    @router.post("/sessions", response_model=SessionCreated, status_code=201, tags=["sessions"], responses=preparing)
     def create_session() -> SessionCreated:
         return SessionCreated(session_id=services.dm.start({"client": "api"}))
 
     @router.post("/sessions/{session_id}/messages", response_model=ReplyOut, tags=["sessions"], responses={
-        **not_found,
+        **not_found, **preparing,
         400: {"model": ErrorOut, "description": "an image is empty, truncated or corrupt"},
         413: {"model": ErrorOut, "description": "an image has too many bytes or pixels (or is a decompression bomb)"},
         415: {"model": ErrorOut, "description": "an upload is not a PNG, JPEG, WebP or GIF image"},
@@ -358,10 +401,11 @@ def build_router(services: Services, limiter: RateLimiter | None = None) -> APIR
         return SessionOut(session_id=session_id, turns=turns, liked=services.searcher.external_ids(belief.liked),
                           disliked=services.searcher.external_ids(belief.disliked))
 
-    @router.post("/sessions/{session_id}/feedback", response_model=Ok, tags=["sessions"], responses=not_found)
+    @router.post("/sessions/{session_id}/feedback", response_model=Ok, tags=["sessions"],
+                 responses={**not_found, **preparing})
     def post_feedback(session_id: str, feedback: FeedbackIn) -> Ok:
         dm = services.dm
-        if not dm.exists(session_id):  # a 404 for the session before a 422 for the item
+        if not dm.exists(session_id):  # a 404 for the session before the one for the item
             raise SessionNotFound(f"no session {session_id!r}")
         try:
             item_id = services.searcher.item_ids([feedback.item_id])[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from crs.errors import UserError
 from crs.store import StoreBusy, StoreError
 from crs.web.rate_limits import RateLimited
-from crs.web.services import ServiceUnavailable
+from crs.web.services import NotReady, ServiceUnavailable
 
 INTERNAL_ERROR = "internal server error: the request could not be completed (the details are in the server log)"
 UNAVAILABLE = ("the recommender is not available right now: its catalog, models or database could not be opened "
@@ -22,6 +22,8 @@ def busy_store(exc: BaseException) -> StoreBusy | None:
 def public_message(exc: UserError) -> str:
     """What a client may read of a UserError: the store's or the services' own reasons stay in
     the server log (they may name files or hosts), a busy store says to try again."""
+    if isinstance(exc, NotReady):  # names the catalog and the build's progress, nothing private
+        return str(exc)
     busy = busy_store(exc)
     if busy is not None or isinstance(exc, RateLimited):
         return str(busy or exc)

@@ -10,13 +10,21 @@ the same system. Opening is lazy because importing the app must stay cheap (test
 :meth:`Services.start_warm_up` does it in the background when a server starts.
 
 Public attributes: ``settings``; ``store``, ``catalog``, ``searcher``, ``dm`` (opened on first
-access, thread-safe); ``ready`` (the dialogue manager is open); ``index_status``. Clients see the catalog's own ids;
-``searcher.item_ids`` / ``searcher.external_ids`` translate.
+access, thread-safe); ``ready`` (the dialogue manager is open); ``preparing`` (a warm-up is
+running); ``progress`` (the latest build report); ``index_status``. Clients see the catalog's own
+ids; ``searcher.item_ids`` / ``searcher.external_ids`` translate.
+
+While a warm-up runs, no other thread waits for it: asking for an object it has not opened yet
+raises :class:`NotReady` at once (the API answers 503 with ``Retry-After``, the page shows the
+message). A first build of a large catalog takes tens of minutes; a request that queued behind
+it used to hang for all of them (issue 16: ``POST /api/v1/sessions`` answered after 2,337 s).
 """
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,11 +42,31 @@ from crs.store.models import Catalog
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+LOG_EVERY_S = 15.0
 
 class ServiceUnavailable(UserError):
     """The store, catalog, models or index could not be opened with these settings; the message
     says why (a missing catalog, a locked database, a bad embedder spec). Requests that need them
     fail with it until the cause is fixed; the API answers 503."""
+
+
+class NotReady(ServiceUnavailable):
+    """The warm-up is still opening (or building) what this request needs. ``progress`` is the
+    build's latest report, if any; ``retry_after`` the seconds a client should wait, from its ETA."""
+
+    # A client polls at least every RETRY_MAX_S, so a finished build is noticed soon even when the
+    # first ETA (taken over few items) was far too long; unknown ETAs poll every RETRY_UNKNOWN_S.
+    RETRY_MIN_S, RETRY_MAX_S, RETRY_UNKNOWN_S = 1, 30, 5
+
+    def __init__(self, catalog: str, progress: BuildProgress | None) -> None:
+        self.catalog = catalog
+        self.progress = progress
+        eta = progress.eta_s if progress is not None else None
+        self.retry_after = (self.RETRY_UNKNOWN_S if eta is None
+                            else min(self.RETRY_MAX_S, max(self.RETRY_MIN_S, math.ceil(eta))))
+        doing = f" ({progress})" if progress is not None else " (loading the models and the index)"
+        super().__init__(f"the catalog {catalog!r} is still being prepared{doing}; "
+                         f"try again in {self.retry_after} s")
 
 
 class Services:
@@ -54,6 +82,7 @@ class Services:
         # The latest report of a build in progress (None before any): the page's banner and
         # /api/v1/health show it while ``ready`` is False.
         self.progress: BuildProgress | None = None
+        self._logged: tuple[str, float] = ("", 0.0)  # the stage last logged, and when
         self._janitor: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -82,6 +111,23 @@ class Services:
         return "dm" in self._opened and (self._warm_up is None or self._warmed.is_set())
 
     @property
+    def preparing(self) -> bool:
+        """A warm-up is running: what it has not opened yet, other threads get as NotReady."""
+        return self._warm_up is not None and not self._warmed.is_set()
+
+    @property
+    def catalog_name(self) -> str:
+        """The catalog's name without opening anything (the health check must never wait)."""
+        catalog = self._opened.get("catalog")
+        return catalog.name if catalog is not None else self.settings.catalog
+
+    def require_ready(self) -> None:
+        """NotReady while a warm-up runs. Chat endpoints call it first: a turn must neither wait
+        for the build nor pay for the models' first use while the warm-up loads them."""
+        if self.preparing:
+            raise NotReady(self.catalog_name, self.progress)
+
+    @property
     def index_status(self) -> IndexStatus | None:
         searcher = self._opened.get("searcher")
         return searcher.status if searcher is not None else None
@@ -91,6 +137,8 @@ class Services:
         # so a health check (catalog) does not queue behind an index build (searcher).
         value = self._opened.get(name)
         if value is None:
+            if self.preparing and threading.current_thread() is not self._warm_up:
+                raise NotReady(self.catalog_name, self.progress)  # never queue behind the build's lock
             with self._locks[name]:
                 value = self._opened.get(name)
                 if value is None:
@@ -112,9 +160,18 @@ class Services:
         return searcher
 
     def _report(self, progress: BuildProgress | str) -> None:
-        if isinstance(progress, BuildProgress):
-            self.progress = progress
-        log.info("index: %s", progress)
+        # Builds may still report plain sentences; those go to the log only.
+        if not isinstance(progress, BuildProgress):
+            log.info("index: %s", progress)
+            return
+        self.progress = progress
+        # A build reports after every chunk (thousands of times): the log gets a line when a stage
+        # starts or ends and at most every LOG_EVERY_S between.
+        stage, last = self._logged
+        now = time.monotonic()
+        if progress.stage != stage or progress.done >= progress.total or now - last >= LOG_EVERY_S:
+            self._logged = (progress.stage, now)
+            log.info("index: %s", progress)
 
     def _open_dm(self) -> DialogueManager:
         return assemble.build_dialogue_manager(self.store, self.searcher, self.settings)
@@ -180,8 +237,6 @@ class Services:
 def delete_old_files(folder: Path, max_age_s: float) -> int:
     """Delete the files under ``folder`` last changed more than ``max_age_s`` ago, and the folders
     left empty; returns how many files went. Links are removed, never followed."""
-    import time
-
     cutoff = time.time() - max_age_s
     deleted = 0
     for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
