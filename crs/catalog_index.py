@@ -8,12 +8,20 @@ lexical (BM25) space does not depend on the embedder: it has its own folder,
 rebuilt without the other. Opening compares the keys with the store and the embedder in hand; a
 mismatch, a missing or a corrupt file means a rebuild, logged with the reason, never a silently
 wrong index. Encodings are cached separately (:mod:`retrieval.features`), so a rebuild after a
-small catalog change only encodes what changed.
+small catalog change only encodes what changed; on a fresh install the encodings come from the
+vectors shipped in ``assets/demo/vectors`` (:mod:`retrieval.seed_vectors`) for every item whose
+text or picture they were made from, so the demo's first start does not encode at all.
+:func:`export_seed` writes that folder from a warm cache (``crs catalog export-vectors``).
+
+Every build reports :class:`~retrieval.progress.BuildProgress` values to its ``progress``
+callback: "reading the catalog", "indexing words", "encoding texts", "encoding pictures",
+"writing the index".
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -24,8 +32,12 @@ from pathlib import Path
 from sqlalchemy import select
 
 from retrieval.embedder import EmbedItem, Embedder
-from retrieval.features import Progress
+from retrieval.encoders.base import Encoder
+from retrieval.features import Progress, cache_file, cached_rows, text_hash
+from retrieval.images import image_fingerprint
 from retrieval.lexical import LexicalIndex
+from retrieval.progress import ProgressClock
+from retrieval.seed_vectors import write_seed
 from retrieval.vector_index import auto_kind
 from retrieval.multimodal import MultimodalIndex
 from retrieval.vector_index import IndexFileError, IndexKind
@@ -33,11 +45,23 @@ from retrieval.vector_index import IndexFileError, IndexKind
 from .catalog.browse import item_attributes
 from .catalog.ingest import item_image_path
 from .catalog.item_text import item_text
-from .config import crs_home, feature_cache_dir
+from .config import DEMO_DIR, crs_home, feature_cache_dir
 from .store import Store
 from .store.models import Catalog, Item
 
 log = logging.getLogger(__name__)
+
+SEED_DIR = DEMO_DIR / "vectors"
+
+
+def seed_dir() -> Path | None:
+    """The shipped vectors' folder; ``CRS_SEED_VECTORS`` names another, or ``none`` for none
+    (the benchmark's cold run without them). Rows are matched by input hash, so the demo's
+    seed is safe to offer any catalog: only items with the same text or picture use it."""
+    value = os.environ.get("CRS_SEED_VECTORS", "").strip()
+    if value.lower() == "none":
+        return None
+    return Path(value) if value else SEED_DIR
 
 
 @dataclass(frozen=True)
@@ -103,8 +127,11 @@ def lexical_text(title: str, description: str, attributes: dict[str, object]) ->
     return "\n".join([title, description or "", *values])
 
 
-def _catalog_texts(store: Store, catalog: Catalog) -> tuple[list[EmbedItem], list[str]]:
+def _catalog_texts(store: Store, catalog: Catalog, progress: Progress | None = None
+                   ) -> tuple[list[EmbedItem], list[str]]:
     """Every item as an :class:`EmbedItem` and as its lexical text, in id order: one read."""
+    clock = ProgressClock(progress, "reading the catalog", 0)
+    clock.report(0)
     with store.session() as session:
         items = session.scalars(select(Item).where(Item.catalog_id == catalog.id).order_by(Item.id)).all()
         attributes = item_attributes(session, [i.id for i in items])
@@ -114,6 +141,8 @@ def _catalog_texts(store: Store, catalog: Catalog) -> tuple[list[EmbedItem], lis
         embed.append(EmbedItem(item.id, item_text(item.title, item.description, attributes[item.id].get("tags")),
                                path if path is not None and path.is_file() else None))
         words.append(lexical_text(item.title, item.description, attributes[item.id]))
+    clock.total = len(embed)
+    clock.report(len(embed))
     return embed, words
 
 
@@ -141,14 +170,18 @@ def open_index(store: Store, catalog: Catalog, embedder: Embedder, *, rebuild: b
                 log.warning("rebuilding the index of %s: %s", catalog.name, reason)
     if index is not None and lexical is not None:
         return index, IndexStatus(folder, False, "cached", index.size, time.perf_counter() - started)
-    items, words = _catalog_texts(store, catalog)
+    items, words = _catalog_texts(store, catalog, progress)
     if lexical is None:
-        lexical = LexicalIndex.build(np.array([item.id for item in items], dtype=np.int64), words)
+        lexical = LexicalIndex.build(np.array([item.id for item in items], dtype=np.int64), words, progress)
         lexical.save(lexical_folder(catalog.name), {"catalog": catalog.name, "fingerprint": fingerprint})
     if index is None:
-        vectors = embedder.item_vectors(items, feature_cache_dir(catalog.name), progress=progress)
+        vectors = embedder.item_vectors(items, feature_cache_dir(catalog.name), progress=progress,
+                                        seed_dir=seed_dir())
+        writing = ProgressClock(progress, "writing the index", len(items))
+        writing.report(0)
         index = MultimodalIndex.build(vectors, kind, lexical)
         index.save(folder, expect)
+        writing.report(len(items))
     else:
         index, reason = MultimodalIndex(index.spaces, lexical), f"lexical index: {lexical_reason}"
     return index, IndexStatus(folder, True, reason, index.size, time.perf_counter() - started)
@@ -177,3 +210,25 @@ def _kind_mismatch(index: MultimodalIndex, kind: IndexKind) -> str | None:
     wanted = auto_kind(index.size) if kind == "auto" else kind.partition(":")[0]
     have = sorted({space.kind for space in index.spaces.values()})
     return None if have == [wanted] else f"the cached index is {'/'.join(have)}; {wanted} was asked for"
+
+
+def export_seed(store: Store, catalog: Catalog, embedder: Embedder, out: Path = SEED_DIR) -> dict[str, object]:
+    """Write the catalog's cached base encodings, quantised, to ``out`` (the shipped seed).
+
+    Only the rows of the catalog's current items are written, and every one must be in the
+    local cache already (``crs index`` fills it): exporting never encodes, so it takes seconds,
+    and a seed never holds vectors of items that are gone. Returns what was written, per file.
+    """
+    items = embed_items(store, catalog)
+    texts = [item.text for item in items]
+    images = [item.image for item in items if item.image is not None]
+    parts: list[tuple[Encoder, list[str]]] = [(embedder.cached_text_encoder,
+                                               list(dict.fromkeys(text_hash(t) for t in texts)))]
+    if images:
+        parts.append((embedder.cached_image_encoder, list(dict.fromkeys(image_fingerprint(p) for p in images))))
+    written: dict[str, object] = {}
+    for encoder, hashes in parts:
+        cached = cached_rows(encoder, hashes, cache_file(feature_cache_dir(catalog.name), encoder.name))
+        path = write_seed(out, encoder, hashes, cached.vectors, cached.label_ids, cached.label_probs)
+        written[encoder.name] = {"file": str(path), "rows": len(hashes), "bytes": path.stat().st_size}
+    return written

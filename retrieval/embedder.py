@@ -59,6 +59,16 @@ class Embedder:
         return f"{self.text.name}+{self.image.name}"
 
     @property
+    def cached_text_encoder(self) -> TextEncoder:
+        """The encoder whose item vectors the cache (and the shipped seed) holds for texts."""
+        return self._base_text or self.text
+
+    @property
+    def cached_image_encoder(self) -> ImageEncoder:
+        """The encoder whose item vectors the cache (and the shipped seed) holds for pictures."""
+        return self._base_image or self.image
+
+    @property
     def has_visual(self) -> bool:
         return self._base_image is not None
 
@@ -95,21 +105,22 @@ class Embedder:
     # -- items -----------------------------------------------------------------------------------
 
     def item_vectors(self, items: Sequence[EmbedItem], cache_dir: str | os.PathLike | None,
-                     progress: Progress | None = None) -> ItemVectors:
-        """Vectors of every item in every space, reusing the encoding cache under ``cache_dir``.
+                     progress: Progress | None = None, *, seed_dir: str | os.PathLike | None = None) -> ItemVectors:
+        """Vectors of every item in every space, reusing the encoding cache under ``cache_dir``
+        (and the shipped vectors in ``seed_dir`` for rows it lacks, see :mod:`retrieval.seed_vectors`).
         When no item has a picture there are no picture spaces: nothing is encoded or stored."""
         ids = np.array([item.id for item in items], dtype=np.int64)
         texts = [item.text for item in items]
         with_image = [row for row, item in enumerate(items) if item.image is not None]
-        text_vectors = self._cached(self._base_text or self.text, texts, [text_hash(t) for t in texts],
-                                    cache_dir, progress)
+        text_vectors = self._cached(self.cached_text_encoder, texts, [text_hash(t) for t in texts],
+                                    cache_dir, progress, seed_dir)
         if self._base_text is not None:
             text_vectors = self.text.project(text_vectors)  # type: ignore[attr-defined]
         if not with_image:
             return ItemVectors(ids=ids, text=text_vectors, image=None, visual=None)
         paths = [items[row].image for row in with_image]
-        base = self._base_image or self.image
-        features = self._cached(base, paths, [image_fingerprint(p) for p in paths], cache_dir, progress)
+        base = self.cached_image_encoder
+        features = self._cached(base, paths, [image_fingerprint(p) for p in paths], cache_dir, progress, seed_dir)
         image = np.zeros((len(items), self.dim), dtype=np.float32)
         visual = np.zeros((len(items), base.dim), dtype=np.float32) if self._base_image is not None else None
         image[with_image] = self.image.project(features) if self._base_image is not None else features  # type: ignore[attr-defined]
@@ -118,11 +129,11 @@ class Embedder:
         return ItemVectors(ids=ids, text=text_vectors, image=image, visual=visual)
 
     @staticmethod
-    def _cached(encoder, inputs: list, hashes: list[str], cache_dir, progress) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def _cached(encoder, inputs: list, hashes: list[str], cache_dir, progress, seed_dir) -> np.ndarray:  # type: ignore[no-untyped-def]
         path = cache_file(cache_dir, encoder.name) if cache_dir is not None else None
         if path is not None:
             Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        return cached_encode(encoder, inputs, hashes, path, progress=progress).vectors
+        return cached_encode(encoder, inputs, hashes, path, progress=progress, seed_dir=seed_dir).vectors
 
 
 def load_embedder(spec: str = DEFAULT_EMBEDDER, *, int8_queries: bool = True) -> Embedder:

@@ -12,6 +12,10 @@ vectors of the wrong size, is recomputed, never trusted.
 Image encoders that can also classify (EfficientNet's ``encode_and_classify``) store their
 top ImageNet labels beside the features, from the same forward pass: a baseline needs them.
 
+A fresh install need not encode at all: rows the local cache lacks are taken from a shipped
+seed (:mod:`retrieval.seed_vectors`, quantised) when the seed's encoder, weights and input hash
+match, and written into the local cache like encoded ones.
+
 Nothing here knows the store: callers pass lists of :class:`FeatureItem`.
 """
 
@@ -23,7 +27,7 @@ import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +35,8 @@ import numpy as np
 
 from retrieval.encoders.base import Encoder, ImageEncoder, TextEncoder
 from retrieval.images import image_fingerprint
+from retrieval.progress import ProgressClock, ProgressFn
+from retrieval.seed_vectors import read_seed
 
 __all__ = [
     "FeatureItem",
@@ -39,12 +45,14 @@ __all__ = [
     "text_hash",
     "cache_file",
     "cached_encode",
+    "cached_rows",
     "compute_item_features",
 ]
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str], None]
+# Called with a BuildProgress; str() of it is a one-line message, so ``print`` will do.
+Progress = ProgressFn
 LABELS_TOP = 5  # ImageNet labels kept per image when the encoder can classify
 _CACHE_VERSION = 1
 
@@ -65,7 +73,8 @@ class EncodedRows:
     vectors: np.ndarray
     label_ids: np.ndarray | None = None
     label_probs: np.ndarray | None = None
-    computed: int = 0  # rows encoded in this call (the rest came from the cache)
+    computed: int = 0  # rows encoded in this call (the rest came from the cache or the seed)
+    seeded: int = 0  # rows taken from the shipped seed in this call
 
 
 @dataclass(frozen=True)
@@ -111,12 +120,15 @@ def cached_encode(
     batch_size: int | None = None,
     progress: Progress | None = None,
     chunk: int = 512,
+    seed_dir: str | os.PathLike | None = None,
 ) -> EncodedRows:
     """``encoder.encode(inputs)``, reusing rows of ``cache_path`` whose input hash matches.
 
     ``hashes[i]`` identifies ``inputs[i]`` (equal inputs may share a hash: encoded once).
     ``cache_path`` None disables caching. The cache is rewritten atomically after encoding, and
-    also every ``chunk`` new rows, so an interrupted run keeps most of its work.
+    also every ``chunk`` new rows, so an interrupted run keeps most of its work. ``seed_dir``:
+    a folder of shipped vectors (:mod:`retrieval.seed_vectors`) consulted for the rows the
+    cache lacks, before anything is encoded. ``progress`` hears of each encoded chunk.
     """
     if len(inputs) != len(hashes):
         raise ValueError(f"{len(inputs)} inputs but {len(hashes)} hashes")
@@ -130,7 +142,20 @@ def cached_encode(
     for index, h in enumerate(hashes):
         if h not in known and h not in todo:
             todo[h] = index
+    seeded = 0
+    if todo and seed_dir is not None:
+        # Read only when something is missing: a warm cache never pays for the seed.
+        for h, row in read_seed(seed_dir, encoder, with_labels=classify is not None, wanted=list(todo)).items():
+            known[h] = (row.vector, row.label_ids, row.label_probs)
+            del todo[h]
+            seeded += 1
+        if seeded:
+            log.info("%s: %d of %d rows from the shipped vectors in %s", encoder.name, seeded, len(hashes), seed_dir)
     pending = list(todo.items())
+    stage = "encoding pictures" if isinstance(encoder, ImageEncoder) else "encoding texts"
+    clock = ProgressClock(progress, stage, len(pending))
+    if pending:
+        clock.report(0)
     done = 0
     for start in range(0, len(pending), chunk):
         part = pending[start : start + chunk]
@@ -146,12 +171,11 @@ def cached_encode(
             for row, (h, _) in enumerate(part):
                 known[h] = (vectors[row], None, None)
         done += len(part)
-        if progress:
-            progress(f"{encoder.name}: encoded {done}/{len(pending)} new ({len(hashes)} items)")
+        clock.report(done)
         if path is not None and done < len(pending):
             _write_cache(path, encoder, known, classify is not None)
 
-    if path is not None and (pending or set(known) != set(hashes)):
+    if path is not None and (pending or seeded or set(known) != set(hashes)):
         keep = {h: known[h] for h in dict.fromkeys(hashes)}  # drop rows of items that are gone
         _write_cache(path, encoder, keep, classify is not None)
 
@@ -167,7 +191,23 @@ def cached_encode(
         label_probs = np.stack([known[h][2] for h in hashes]) if hashes else np.zeros(
             (0, LABELS_TOP), np.float32
         )
-    return EncodedRows(vectors, label_ids, label_probs, computed=len(pending))
+    return EncodedRows(vectors, label_ids, label_probs, computed=len(pending), seeded=seeded)
+
+
+def cached_rows(encoder: Encoder, hashes: Sequence[str], cache_path: str | os.PathLike) -> EncodedRows:
+    """The rows of ``hashes`` from the cache alone, nothing encoded (for exporting a seed).
+
+    Raises ValueError saying how many rows the cache lacks, and how to fill it."""
+    with_labels = isinstance(encoder, ImageEncoder) and hasattr(encoder, "encode_and_classify")
+    known = _read_cache(Path(cache_path), encoder, with_labels=with_labels)
+    missing = [h for h in hashes if h not in known]
+    if missing:
+        raise ValueError(f"the cache {cache_path} lacks {len(missing)} of {len(hashes)} rows of {encoder.name!r}; "
+                         "build the index first (`crs index`) so every item is encoded")
+    vectors = np.stack([known[h][0] for h in hashes]) if hashes else np.zeros((0, encoder.dim), np.float32)
+    if not with_labels:
+        return EncodedRows(vectors)
+    return EncodedRows(vectors, np.stack([known[h][1] for h in hashes]), np.stack([known[h][2] for h in hashes]))
 
 
 def compute_item_features(
@@ -177,6 +217,7 @@ def compute_item_features(
     cache_dir: str | os.PathLike | None,
     *,
     progress: Progress | None = None,
+    seed_dir: str | os.PathLike | None = None,
 ) -> ItemFeatures:
     """Image features and text embeddings of ``items``, in order, cached under ``cache_dir``.
 
@@ -200,6 +241,7 @@ def compute_item_features(
         image_hashes,
         cache_file(cache_dir, image_encoder.name) if cache_dir is not None else None,
         progress=progress,
+        seed_dir=seed_dir,
     )
     texts = cached_encode(
         text_encoder,
@@ -207,6 +249,7 @@ def compute_item_features(
         text_hashes,
         cache_file(cache_dir, text_encoder.name) if cache_dir is not None else None,
         progress=progress,
+        seed_dir=seed_dir,
     )
     return ItemFeatures(
         keys=keys,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.progress import ProgressClock, ProgressFn
 from retrieval.vector_index import Hits, IndexFileError, top_k
 
 __all__ = ["LexicalIndex", "LEXICAL_FORMAT", "tokens"]
@@ -67,15 +68,19 @@ class LexicalIndex:
         return len(self.ids)
 
     @classmethod
-    def build(cls, ids: np.ndarray, texts: list[str]) -> LexicalIndex:
+    def build(cls, ids: np.ndarray, texts: list[str], progress: ProgressFn | None = None) -> LexicalIndex:
+        """BM25 over ``texts``; ``progress`` hears of the start and the end (bm25s gives nothing between)."""
         ids = np.asarray(ids, dtype=np.int64)
         if len(ids) != len(texts) or len(np.unique(ids)) != len(ids):
             raise ValueError(f"{len(texts)} texts need as many unique ids, got {len(ids)}")
+        clock = ProgressClock(progress, "indexing words", len(texts))
+        clock.report(0)
         order = np.argsort(ids, kind="stable")
         words = tokens([texts[i] for i in order])
         retriever = _bm25s().BM25()
         # An item without a word still needs its row; "" is the token bm25s keeps for empty rows.
         retriever.index([w or [""] for w in words], show_progress=False)
+        clock.report(len(texts))
         return cls(retriever, ids[order])
 
     # -- queries ---------------------------------------------------------------------------------
