@@ -17,6 +17,7 @@ from . import chat as chat_cli, eval as eval_cli, search as search_cli
 from crs.catalog.demo import open_catalog
 from crs.catalog.info import catalog_info
 from crs.catalog.ingest import READERS, IngestOptions, ingest
+from crs.cli.progress import BuildBar
 from crs.errors import UserError
 from crs.store import open_store
 
@@ -67,7 +68,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         images_dir=Path(args.images) if args.images else None, fetch_images=not args.no_fetch_images,
         replace=args.replace, skip_invalid=args.skip_invalid,
     )
-    report = ingest(store, Path(args.path), options, progress=lambda m: print(m, file=sys.stderr))
+    with BuildBar() as bar:
+        report = ingest(store, Path(args.path), options, progress=bar)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:

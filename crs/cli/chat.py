@@ -32,6 +32,7 @@ from typing import TextIO
 
 from crs import assemble
 from crs.cli.args import add_stage_options, int_between
+from crs.cli.progress import BuildBar, quiet_library_bars
 from crs.dialogue import DialogueManager
 from crs.errors import UserError
 from crs.policy import POLICY_NAMES
@@ -86,8 +87,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
     serve_single_queries()
     if interactive:
         print(f"loading the models and the index of {catalog.name!r} ...", file=sys.stderr, flush=True)
-    searcher = assemble.open_searcher(store, catalog, settings,
-                                      progress=lambda message: print(message, file=sys.stderr, flush=True))
+    quiet_library_bars()
+    with BuildBar() as bar:
+        searcher = assemble.open_searcher(store, catalog, settings, progress=bar)
     dm = assemble.build_dialogue_manager(store, searcher, settings, policy=policy)
     chat = Chat(dm, json_lines=args.json, interactive=interactive)
     if args.session:

@@ -20,10 +20,15 @@ from retrieval.embedder import DEFAULT_EMBEDDER
 from retrieval.index_kinds import check_kind
 
 from crs import assemble
+from crs.catalog.browse import get_item
 from crs.cli.args import int_between
+from crs.cli.progress import BuildBar, quiet_library_bars
 from crs.errors import UserError
+from crs.filters import allowed_item_ids, parse_where
 from crs.search import MAX_K, CatalogSearch, SearchHit, check_k
 from crs.settings import Settings
+from crs.store import Store
+from crs.store.models import Catalog
 
 
 def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: ignore[type-arg, no-untyped-def]
@@ -69,21 +74,42 @@ def _index_kind(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _open(args: argparse.Namespace, rebuild: bool = False) -> CatalogSearch:
-    from retrieval.threads import serve_single_queries
+class Opening:
+    """The command's settings, store and catalog (cheap: a database query), then the searcher
+    (slow: the models, and on a first run the index build). Arguments are checked against the
+    catalog between the two, so a typo fails in a second rather than after the models load."""
 
-    serve_single_queries()
-    settings = Settings.from_env(db_url=args.db, catalog=args.catalog, embedder=args.embedder,
-                                 index_kind=args.index_kind)
-    store = assemble.open_settings_store(settings)
-    catalog = assemble.open_settings_catalog(store, settings)
-    return assemble.open_searcher(store, catalog, settings, rebuild=rebuild,
-                                  progress=lambda message: print(message, file=sys.stderr))
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.settings = Settings.from_env(db_url=args.db, catalog=args.catalog, embedder=args.embedder,
+                                          index_kind=args.index_kind)
+        self.store: Store = assemble.open_settings_store(self.settings)
+        self.catalog: Catalog = assemble.open_settings_catalog(self.store, self.settings)
+
+    def searcher(self, rebuild: bool = False) -> CatalogSearch:
+        from retrieval.threads import serve_single_queries
+
+        serve_single_queries()
+        quiet_library_bars()
+        with BuildBar() as bar:
+            return assemble.open_searcher(self.store, self.catalog, self.settings, rebuild=rebuild, progress=bar)
+
+
+def check_search_args(store: Store, catalog: Catalog, args: argparse.Namespace) -> None:
+    """What `crs search` can check without a model: image files, filters (against the catalog's
+    schema and values, as the search itself will) and the ids of --like/--dislike."""
+    for path in args.image:
+        if not Path(path).is_file():
+            raise UserError(f"--image {path}: no such file")
+    allowed_item_ids(store, catalog, parse_where(args.where))  # FilterError names the attribute or value
+    for option, ids in (("--like", args.like), ("--dislike", args.dislike)):
+        for item_id in ids:
+            if get_item(store, catalog, item_id) is None:
+                raise UserError(f"{option} {item_id}: no item {item_id!r} in catalog {catalog.name!r}")
 
 
 def cmd_index(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    searcher = _open(args, rebuild=args.rebuild)
+    searcher = Opening(args).searcher(rebuild=args.rebuild)
     status = {**searcher.status.to_json(), "catalog": searcher.catalog.name, "embedder": searcher.embedder.name,
               "spaces": {name: {"dim": index.dim, "kind": index.kind} for name, index in searcher.index.spaces.items()},
               "lexical": None if searcher.index.lexical is None else {"kind": "bm25",
@@ -103,10 +129,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         if args.text or args.image or args.where or args.like or args.dislike:
             raise UserError("--batch reads every query from the file; give no TEXT, --image, --where, --like")
         return _batch(args)
-    for path in args.image:
-        if not Path(path).is_file():
-            raise UserError(f"--image {path}: no such file")
-    searcher = _open(args)
+    opening = Opening(args)
+    check_search_args(opening.store, opening.catalog, args)
+    searcher = opening.searcher()
     hits = searcher.search(args.text, [Path(p) for p in args.image], where=args.where, k=args.k,
                            liked=searcher.item_ids(args.like), disliked=searcher.item_ids(args.dislike))
     if args.json:
@@ -118,7 +143,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _batch(args: argparse.Namespace) -> int:
     source = sys.stdin if args.batch == "-" else _open_file(args.batch)
-    searcher = _open(args)
+    searcher = Opening(args).searcher()
     failed = 0
     first_error = ""
     with source:
