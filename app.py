@@ -108,7 +108,9 @@ def create_app(services: Services, *, serving: bool = False) -> FastAPI:
 def _offline_docs(web: FastAPI) -> None:
     """The API docs at /api/v1/docs with Swagger UI 5 served by the app itself (package
     swagger-ui-bundle-v2): FastAPI's default page loads it from a CDN, which is a blank page
-    offline and a third-party request from every visitor's browser otherwise."""
+    offline and a third-party request from every visitor's browser otherwise. Swagger UI's
+    validator badge is off for the same reason: by default the page sends the spec's URL to
+    validator.swagger.io."""
     import swagger_ui_bundle
     from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.responses import HTMLResponse
@@ -122,7 +124,8 @@ def _offline_docs(web: FastAPI) -> None:
         return get_swagger_ui_html(openapi_url=f"{PREFIX}/openapi.json", title="Recommender API",
                                    swagger_js_url=f"{assets}/swagger-ui-bundle.js",
                                    swagger_css_url=f"{assets}/swagger-ui.css",
-                                   swagger_favicon_url=f"{assets}/favicon-32x32.png")
+                                   swagger_favicon_url=f"{assets}/favicon-32x32.png",
+                                   swagger_ui_parameters={"validatorUrl": None})
 
 
 def _widget_file(services: Services, name: str, media_type: str) -> FileResponse:
