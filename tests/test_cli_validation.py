@@ -81,25 +81,31 @@ def test_a_terminal_gets_one_bar_and_a_line_per_finished_stage() -> None:
     out = io.StringIO()
     with BuildBar(out, interactive=True) as bar:
         bar("reading the catalog")  # a sentence: written above the bar
+        bar(BuildProgress("reading the file", 0, 0))  # a total not known yet: a counter, no end
+        bar(BuildProgress("reading the file", 30, 30, elapsed_s=0.3))
         for progress in [*reports("encoding texts", 200), *reports("encoding pictures", 50)]:
             bar(progress)
         bar(BuildProgress("encoding pictures", 50, 50, elapsed_s=0.5))  # a repeated last report
     text = out.getvalue()
     lines = [line for line in re.split(r"[\r\n]", text) if line.strip()]
     assert "reading the catalog" in lines
-    assert [line for line in lines if line.startswith(("encoding texts: 200/200", "encoding pictures: 50/50"))] == [
-        "encoding texts: 200/200 items in 2.0 s", "encoding pictures: 50/50 items in 0.5 s"]
+    ends = [line for line in lines if " in " in line and line.endswith(" s")]
+    assert ends == ["reading the file: 30/30 items in 0.3 s", "encoding texts: 200/200 items in 2.0 s",
+                    "encoding pictures: 50/50 items in 0.5 s"]
     assert re.search(r"encoding pictures:\s+\d+%\|", text)  # tqdm drew the bar, its stage as the description
 
 
 def test_a_pipe_gets_a_few_plain_lines_not_thousands() -> None:
     out = io.StringIO()
     with BuildBar(out, interactive=False, every_s=3600) as bar:
+        bar(BuildProgress("reading the file", 0, 0))  # a total not known yet
+        bar(BuildProgress("reading the file", 10, 10, elapsed_s=0.2))  # ... and then known
         for progress in [*reports("encoding texts", 5000), *reports("writing the index", 10)]:
             bar(progress)
         bar(BuildProgress("writing the index", 10, 10, elapsed_s=0.1))
         bar("index built")
     assert out.getvalue().splitlines() == [
+        "reading the file: 0/0 items", "reading the file: 10/10 items",
         "encoding texts: 0/5000 items", "encoding texts: 5000/5000 items",
         "writing the index: 0/10 items", "writing the index: 10/10 items", "index built"]
 

@@ -48,49 +48,52 @@ class BuildBar:
         self.interactive = self.file.isatty() if interactive is None else interactive
         self.every_s = every_s
         self._bar: Any = None  # tqdm, created on the first report
-        self._stage: tuple[str, int, str] | None = None  # (stage, total, unit) of the bar
+        self._stage: str | None = None  # the stage now shown
+        self._ended: str | None = None  # the last stage whose end was written (once)
         self._last_line = 0.0
-        self._ended: tuple[str, int, str] | None = None  # the stage whose end was written (once)
 
     def __call__(self, progress: BuildProgress | str) -> None:
         if not isinstance(progress, BuildProgress):
             self._write(str(progress))
-        elif self.interactive:
-            self._update_bar(progress)
+            return
+        # A total of 0 is not known yet (a file still being read), not a stage already over.
+        ended = progress.total > 0 and progress.done >= progress.total
+        if ended and self._ended == progress.stage:  # a repeated last report
+            return
+        if self.interactive:
+            self._update_bar(progress, ended)
         else:
-            self._maybe_line(progress)
+            self._maybe_line(progress, ended)
+        self._stage = progress.stage
+        if ended:
+            self._ended = progress.stage
 
     # -- a terminal: one tqdm bar --------------------------------------------------------------------
 
-    def _update_bar(self, progress: BuildProgress) -> None:
+    def _update_bar(self, progress: BuildProgress, ended: bool) -> None:
         from tqdm import tqdm
 
-        stage = (progress.stage, progress.total, progress.unit)
+        total = progress.total or None  # tqdm: None draws a counter without a bar
         if self._bar is None:
-            self._bar = tqdm(total=progress.total, desc=progress.stage, unit=progress.unit, file=self.file,
+            self._bar = tqdm(total=total, desc=progress.stage, unit=progress.unit, file=self.file,
                              dynamic_ncols=True, leave=False)
-        elif stage != self._stage:
-            self._bar.reset(total=progress.total)
+        elif progress.stage != self._stage:  # named first: reset() redraws the bar
             self._bar.set_description(progress.stage, refresh=False)
             self._bar.unit = progress.unit
-        self._stage = stage
+            self._bar.reset(total=total)
+        elif total != self._bar.total:  # the stage learnt its total
+            self._bar.total = total
         self._bar.update(progress.done - self._bar.n)
-        if progress.done >= progress.total and self._ended != stage:  # keep a line of it; the bar goes on
-            self._ended = stage
+        if ended:  # keep a line of the finished stage above the bar, which goes on with the next
             self._write(f"{progress.stage}: {progress.done}/{progress.total} {progress.unit} "
                         f"in {progress.elapsed_s:.1f} s")
 
     # -- a pipe or a log: lines, now and then ------------------------------------------------------------
 
-    def _maybe_line(self, progress: BuildProgress) -> None:
+    def _maybe_line(self, progress: BuildProgress, ended: bool) -> None:
         now = time.monotonic()
-        stage = (progress.stage, progress.total, progress.unit)
-        ended = progress.done >= progress.total
-        if ended and self._ended == stage:
-            return
-        if stage != self._stage or ended or now - self._last_line >= self.every_s:
-            self._stage, self._last_line = stage, now
-            self._ended = stage if ended else self._ended
+        if progress.stage != self._stage or ended or now - self._last_line >= self.every_s:
+            self._last_line = now
             self._write(str(progress))
 
     def _write(self, line: str) -> None:
