@@ -19,8 +19,9 @@ from crs.web.services import Services
 from crs.settings import Settings
 from crs.turn import Critique
 from retrieval.multimodal import ScoredItem
+from retrieval.progress import BuildProgress
 from webui.cards import plain_markdown, reply_for_clients, reply_html
-from webui.chat import MAX_ITEMS, MAX_OPTIONS, build_chat_ui, messages, on_page_load, render
+from webui.chat import MAX_OPTIONS, build_chat_ui, messages, on_arrival, on_page_load, parse_vote, render
 from webui.session import ChatTabs, TabState
 from webui.uploads import servable_copy, upload_folder
 
@@ -48,12 +49,9 @@ def image_of(services: Services, external_id: str) -> str:
 def rendered(state: TabState) -> dict[str, Any]:
     """render()'s flat list, by meaning (its order is Page.outputs())."""
     values = render(state)
-    options = values[5:5 + MAX_OPTIONS]
-    slots = values[6 + MAX_OPTIONS:]
-    assert len(slots) == 4 * MAX_ITEMS
+    assert len(values) == 5 + MAX_OPTIONS
     return {"state": values[0], "session_id": values[1], "chat": values[2], "note": values[3],
-            "options_row": values[4], "options": options, "rate_panel": values[5 + MAX_OPTIONS],
-            "cards": [slots[i:i + 4] for i in range(0, len(slots), 4)]}
+            "options_row": values[4], "options": values[5:]}
 
 
 def html_of(message: dict[str, Any]) -> str:
@@ -67,6 +65,12 @@ def cards_of(message: dict[str, Any]) -> list[str]:
     return re.findall(r'<li class="crs-card".*?</li>', html_of(message))
 
 
+def pressed(card: str) -> dict[str, bool]:
+    """Which of a card's vote buttons show as pressed."""
+    return {vote: state == "true" for vote, state in
+            re.findall(r'data-vote="(like|dislike)"[^>]*aria-pressed="(true|false)"', card)}
+
+
 def test_a_text_turn_renders_the_question_as_option_buttons(tabs: ChatTabs) -> None:
     state = tabs.send(TabState(), "a sticker")
     assert state.session_id and len(state.turns) == 1
@@ -76,7 +80,6 @@ def test_a_text_turn_renders_the_question_as_option_buttons(tabs: ChatTabs) -> N
     assert view["options_row"].visible is True
     shown = [b for b in view["options"] if b.visible]
     assert [b.value for b in shown] == state.options
-    assert view["rate_panel"].visible is False  # nothing shown yet, nothing to rate
     user, assistant = view["chat"]
     assert user == {"role": "user", "content": ["a sticker"]}
     assert html_of(assistant).startswith('<div class="crs-reply"><p>Which') and cards_of(assistant) == []
@@ -101,7 +104,10 @@ def test_an_image_upload_gives_item_cards_with_images_titles_and_reasons(tabs: C
     assert reply["action"] == "recommend" and reply["items"]
     assert reply["items"][0]["id"] == "blue-square-flat"  # its own picture ranks first
     user, assistant = messages(state)
-    assert {"path": image} in user["content"]
+    # The person's picture is in their own bubble, as a small data: URL: no upload path in the page.
+    (bubble,) = user["content"]
+    assert isinstance(bubble, gr.HTML) and re.search(r'<img src="data:image/(png|jpeg);base64,', bubble.value)
+    assert image not in bubble.value and "/tmp" not in bubble.value
     cards = cards_of(assistant)
     assert len(cards) == len(reply["items"])
     # Pictures come through the app's item image route, never as server paths.
@@ -111,28 +117,37 @@ def test_an_image_upload_gives_item_cards_with_images_titles_and_reasons(tabs: C
     assert '<p class="crs-name">1. Blue square</p>' in cards[0]
     for card, item in zip(cards, reply["items"]):
         assert f'<p class="crs-reason">{item["reason"]}</p>' in card
-    view = rendered(state)
-    assert view["rate_panel"].visible is True and view["options_row"].visible is False
-    visible = [card for card in view["cards"] if card[0].visible]
-    assert len(visible) == len(reply["items"]) and visible[0][1] == "**1.** Blue square"
+        # Like and dislike are on the card, naming the item; nothing is pressed yet.
+        assert f'data-item-id="{item["id"]}" aria-pressed="false" aria-label="Like {item["title"]}"' in card
+        assert pressed(card) == {"like": False, "dislike": False}
+    assert rendered(state)["options_row"].visible is False
 
 
 def test_like_and_dislike_reach_the_dialogue_manager(tabs: ChatTabs, services: Services) -> None:
     state = tabs.send(TabState(), "", [image_of(services, "blue-square-flat")])
-    first, second = state.shown[0], state.shown[1]
-    liked = tabs.rate(state, 0, True)
-    both = tabs.rate(liked, 1, False)
+    first, second = (i["id"] for i in state.turns[-1].reply["items"][:2])
+    liked = tabs.rate(state, first, True)
+    both = tabs.rate(liked, second, False)
     belief = services.dm.belief(state.session_id)
-    assert first.item_id in belief.liked and second.item_id in belief.disliked
-    assert both.ratings == {first.item_id: True, second.item_id: False}
+    first_id, second_id = services.searcher.item_ids([first, second])
+    assert first_id in belief.liked and second_id in belief.disliked
+    assert both.ratings == {first: True, second: False}
     assert "Blue square" in liked.note
-    cards = rendered(both)["cards"]
-    assert cards[0][2].variant == "primary" and cards[1][3].variant == "stop"
-    assert cards[2][2].variant == cards[2][3].variant == "secondary"
-    # The next turn's query uses them: the disliked item is not shown again.
+    cards = cards_of(messages(both)[1])
+    assert [pressed(card) for card in cards[:3]] == [{"like": True, "dislike": False},
+                                                    {"like": False, "dislike": True},
+                                                    {"like": False, "dislike": False}]
+    # The next turn's query uses them: the disliked item is not shown again; the earlier cards
+    # keep their verdicts and can still be rated.
     after = tabs.send(both, "more like the one I liked")
-    assert second.id not in [i["id"] for t in after.turns[-1:] for i in t.reply["items"]]
-    assert "no such item" in tabs.rate(both, MAX_ITEMS, True).note.lower()
+    assert second not in [i["id"] for i in after.turns[-1].reply["items"]]
+    assert pressed(cards_of(messages(after)[1])[0]) == {"like": True, "dislike": False}
+    assert tabs.rate(after, second, True).ratings[second] is True
+    # Only items this conversation showed can be rated (a forged click names another).
+    unseen = next(i for i in ("red-star-outline", "green-triangle-flat", "red-circle-outline")
+                  if after.shown_item(i) is None)
+    assert "no such item" in tabs.rate(after, unseen, True).note.lower()
+    assert "no such item" in tabs.rate(TabState(), first, True).note.lower()
 
 
 def test_start_over_gives_a_new_session(tabs: ChatTabs, services: Services) -> None:
@@ -151,14 +166,18 @@ def test_resume_from_a_stored_session_id_re_renders_the_history(tabs: ChatTabs, 
     resumed = ChatTabs(lambda: services.dm).resume(state.session_id)
     assert resumed.session_id == state.session_id
     assert [t.reply for t in resumed.turns] == [t.reply for t in state.turns]
-    assert resumed.shown == state.shown and resumed.options == state.options
-    user = messages(resumed)[0]
-    assert user["content"] == ["*(1 picture)*"]  # the upload itself is not stored, only that it was there
+    assert resumed.options == state.options
+    (user,) = messages(resumed)[0]["content"]
+    # The upload itself is not stored, only that it was there.
+    assert '<p class="crs-note">(1 picture)</p>' in user.value and "<img" not in user.value
     assert cards_of(messages(resumed)[1])
     # Feedback works on the resumed tab, against the same session, and shows after the next reload.
-    tabs.rate(resumed, 1, False)
-    assert resumed.shown[1].item_id in services.dm.belief(state.session_id).disliked
-    assert tabs.resume(state.session_id).ratings == {resumed.shown[1].item_id: False}
+    second = resumed.turns[0].reply["items"][1]["id"]
+    tabs.rate(resumed, second, False)
+    assert services.searcher.item_ids([second])[0] in services.dm.belief(state.session_id).disliked
+    again = tabs.resume(state.session_id)
+    assert again.ratings == {second: False}
+    assert pressed(cards_of(messages(again)[1])[1]) == {"like": False, "dislike": True}
 
 
 @pytest.mark.parametrize("stored", ["", "no-such-session"])
@@ -310,3 +329,91 @@ def test_only_the_client_api_is_public(services: Services) -> None:
     public = {fn.api_name for fn in ui.fns.values() if fn.api_visibility == "public"}
     assert public == {"respond", "start", "feedback", "history"}
     assert "dm" not in services._opened  # building the page opened nothing
+
+
+class WarmingUp:
+    """The page's view of an app still getting ready: the test sets ``ready``, ``progress`` and
+    ``warm_up_error``; ``dm`` counts as a failure, since nothing may wait for it meanwhile."""
+
+    def __init__(self, services: Services) -> None:
+        self.settings = services.settings
+        self.real = services
+        self.ready = False
+        self.progress: BuildProgress | None = None
+        self.warm_up_error: str | None = None
+        self.warm_ups = 0
+
+    @property
+    def dm(self):
+        if not self.ready:
+            raise AssertionError("the page asked for the dialogue manager before the app was ready")
+        return self.real.dm
+
+    def start_warm_up(self) -> None:
+        self.warm_ups += 1
+
+
+def arrival(values: list[Any]) -> dict[str, Any]:
+    """on_arrival()'s flat list (Page.arrival(): the outputs, heading, title, box, banner, timer)."""
+    assert len(values) == 5 + MAX_OPTIONS + 5
+    *page, heading, title, textbox, banner, timer = values
+    return {"page": page, "heading": heading, "title": title, "textbox": textbox, "banner": banner, "timer": timer}
+
+
+def test_while_the_app_gets_ready_the_page_shows_progress_and_waits_for_nothing(services: Services) -> None:
+    warming = WarmingUp(services)
+    tabs = ChatTabs(lambda: warming.dm, services.settings.uploads)
+    first = arrival(on_arrival(warming, tabs, ""))
+    assert warming.warm_ups == 1  # someone must make it ready: a server started without a warm-up
+    assert first["banner"].visible is True and "Loading the models" in first["banner"].value
+    assert first["timer"].active is True and first["textbox"].interactive is False
+    assert all(value == gr.skip() for value in first["page"] + [first["heading"], first["title"]])
+
+    warming.progress = BuildProgress("encoding pictures", 1200, 4000, elapsed_s=60.0)
+    polled = arrival(on_arrival(warming, tabs, ""))
+    assert "encoding pictures: 1200/4000 items, about 140 s left" in polled["banner"].value
+    assert '<progress max="4000" value="1200">' in polled["banner"].value
+
+    warming.ready = True
+    ready = arrival(on_arrival(warming, tabs, ""))
+    assert ready["banner"].visible is False and ready["timer"].active is False
+    assert ready["heading"] == "## Coloured shapes" and ready["textbox"].interactive is True
+    assert isinstance(ready["page"][2], gr.Chatbot) and ready["page"][2].examples
+
+
+def test_a_failed_warm_up_is_shown_and_the_page_stays_usable(services: Services) -> None:
+    warming = WarmingUp(services)
+    warming.warm_up_error = "no catalog named 'stickers' <in> the store"
+    failed = arrival(on_arrival(warming, ChatTabs(lambda: warming.dm), ""))
+    assert warming.warm_ups == 0 and failed["timer"].active is False
+    assert "Could not get ready" in failed["banner"].value and "&lt;in&gt;" in failed["banner"].value
+    assert failed["textbox"].interactive is True  # a message retries, and its error shows as a toast
+
+
+@pytest.mark.parametrize(("raw", "vote"), [
+    ('{"item": "red-star-flat", "vote": "like", "n": 1}', ("red-star-flat", True)),
+    ('{"item": "a b", "vote": "dislike", "n": 7}', ("a b", False)),
+    ('{"item": "x", "vote": "love"}', None), ('{"item": 3, "vote": "like"}', None), ("[1]", None), ("", None)])
+def test_card_votes_are_read_strictly(raw: str, vote: tuple[str, bool] | None) -> None:
+    assert parse_vote(raw) == vote
+
+
+def test_the_persons_picture_comes_back_as_a_small_thumbnail(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from webui.thumbnails import SIDE, thumbnail_url
+
+    big = tmp_path / "photo.png"
+    Image.new("RGB", (1600, 900), "orange").save(big)
+    url = thumbnail_url(str(big))
+    assert url.startswith("data:image/jpeg;base64,")
+    import base64
+    import io
+
+    with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as small:
+        assert small.size == (SIDE, 90)
+    clear = tmp_path / "sticker.png"
+    Image.new("RGBA", (40, 40), (0, 0, 0, 0)).save(clear)
+    assert thumbnail_url(str(clear)).startswith("data:image/png;base64,")  # keeps its transparency
+    big.unlink()
+    assert thumbnail_url(str(big)) == ""  # deleted by the janitor: the bubble shows the text alone

@@ -12,27 +12,41 @@ API for programs (``gradio_client``): ``/start`` -> session id; ``/respond`` (se
 image) -> reply JSON; ``/feedback`` (session_id, item_id, liked); ``/history`` (session_id).
 The page's own events are ``api_visibility="private"`` (gradio 6's form of ``api_name=False``):
 they exchange components, not data.
+
+Items are cards inside the assistant's messages (:mod:`webui.cards`), with like and dislike on
+each card. Those buttons are HTML, not gradio components: the page's script
+(assets/webui/page.js) writes a click into a hidden textbox, whose change handler rates
+the item. The same script keeps the latest exchange in view (the person's bubble, with their
+picture, at the top of the chat rather than scrolled away by the cards below it).
+
+Getting ready: until ``services.ready``, the page touches nothing that would wait for the models
+or the index; it shows a banner with the build's progress (:mod:`webui.banner`), polled by a
+``gr.Timer``, and loads itself when the app is ready.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import gradio as gr
 
+from crs.config import ASSETS_DIR
 from crs.dialogue import DialogueManager
 from crs.errors import UserError
 from crs.settings import Settings
+from retrieval.progress import BuildProgress
 from crs.web.chat_intro import DEFAULT_TITLE, PICTURE_INPUT, PICTURE_PLACEHOLDER, ChatIntro
 
+from .banner import WAITING_INPUT, banner_html, failure_html
 from .cards import assistant_message, page_error, plain_markdown, user_message
 from .session import ChatTabs, ClientApi, Example, TabState
+from .thumbnails import thumbnail_url
 from .uploads import servable_copy
 
 MAX_OPTIONS = 8  # the policies offer at most 5 values and "any"; spare buttons for LLM policies
-MAX_ITEMS = 10  # rating slots; a reply with more items (k > 10) has its first 10 rateable
 TURNS_AT_ONCE = 4  # turns computed in parallel across all tabs (a turn may wait on an LLM)
 STORAGE_KEY = "crs-chat-session"
 
@@ -41,11 +55,19 @@ READ_SESSION_JS = f"() => [window.sessionStorage.getItem('{STORAGE_KEY}') || '']
 WRITE_SESSION_JS = (f"(id) => {{ if (id) {{ window.sessionStorage.setItem('{STORAGE_KEY}', id); }} "
                     f"else {{ window.sessionStorage.removeItem('{STORAGE_KEY}'); }} return []; }}")
 WRITE_TITLE_JS = "(title) => { if (title) { document.title = title; } return []; }"
+# Card votes and keeping the latest exchange in view; a function gradio runs once on load.
+PAGE_JS = (ASSETS_DIR / "webui" / "page.js").read_text(encoding="utf-8")
+POLL_S = 1.0  # how often the banner asks how far the build is
+# The chat fills the window above the heading, the option buttons and the message box, so the box
+# stays on screen from 390 px phones to desktops; never so short that a card row does not fit.
+CHAT_HEIGHT = "calc(100dvh - 250px)"
+CHAT_MIN_HEIGHT = 300
 
 
 class HasDialogue(Protocol):
     """What the page needs from :class:`crs.web.services.Services`: the dialogue manager (opened
-    lazily) and the settings (for the upload limits, the same as the JSON API's)."""
+    lazily), the settings (for the upload limits, the same as the JSON API's), and whether the
+    app is ready (``ready``, ``progress``, ``warm_up_error``, ``start_warm_up``) for the banner."""
 
     @property
     def dm(self) -> DialogueManager: ...
@@ -53,13 +75,13 @@ class HasDialogue(Protocol):
     @property
     def settings(self) -> Settings: ...
 
+    @property
+    def ready(self) -> bool: ...
 
-@dataclass
-class RatingSlot:
-    card: gr.Column
-    title: gr.Markdown
-    like: gr.Button
-    dislike: gr.Button
+    progress: BuildProgress | None
+    warm_up_error: str | None
+
+    def start_warm_up(self) -> Any: ...
 
 
 @dataclass
@@ -69,27 +91,32 @@ class Page:
     state: gr.State
     session_box: gr.Textbox
     title_box: gr.Textbox  # the catalog's title, which WRITE_TITLE_JS makes the browser tab's
+    vote_box: gr.Textbox  # a card's like/dislike click, written by PAGE_JS: {"item": id, "vote": ...}
+    banner: gr.HTML  # shown while the app gets ready
+    timer: gr.Timer  # polls readiness while the banner shows
     heading: gr.Markdown
     chatbot: gr.Chatbot
     note: gr.Markdown
     options_row: gr.Row
     options: list[gr.Button]
-    rate_panel: gr.Column
-    slots: list[RatingSlot]
     # Inputs only: they do not follow the state.
     textbox: gr.MultimodalTextbox
     new_button: gr.Button
 
     def outputs(self) -> list[Any]:
-        return [self.state, self.session_box, self.chatbot, self.note, self.options_row, *self.options,
-                self.rate_panel, *(component for slot in self.slots
-                                   for component in (slot.card, slot.title, slot.like, slot.dislike))]
+        return [self.state, self.session_box, self.chatbot, self.note, self.options_row, *self.options]
+
+    def arrival(self) -> list[Any]:
+        """What a page load (and each readiness poll) sets: :meth:`outputs`, then the heading, the
+        page title, the message box, the banner and the timer."""
+        return [*self.outputs(), self.heading, self.title_box, self.textbox, self.banner, self.timer]
 
 
 def messages(state: TabState) -> list[dict[str, Any]]:
     out = []
     for turn in state.turns:
-        out += [user_message(turn.text, list(turn.images), turn.image_count), assistant_message(turn.reply)]
+        thumbnails = [url for url in map(thumbnail_url, turn.images) if url]
+        out += [user_message(turn.text, thumbnails, turn.image_count), assistant_message(turn.reply, state.ratings)]
     return out
 
 
@@ -109,16 +136,6 @@ def render(state: TabState, examples: list[Example] | None = None, intro: ChatIn
     out: list[Any] = [state, state.session_id, chat, plain_markdown(state.note), gr.Row(visible=bool(options))]
     out += [gr.Button(value=options[n], visible=True) if n < len(options) else gr.Button(visible=False)
             for n in range(MAX_OPTIONS)]
-    out.append(gr.Column(visible=bool(state.shown)))
-    for n in range(MAX_ITEMS):
-        if n >= len(state.shown):
-            out += [gr.Column(visible=False), "", gr.Button(), gr.Button()]
-            continue
-        item = state.shown[n]
-        rating = state.ratings.get(item.item_id)
-        out += [gr.Column(visible=True), f"**{n + 1}.** {plain_markdown(item.title)}",
-                gr.Button(variant="primary" if rating is True else "secondary"),
-                gr.Button(variant="stop" if rating is False else "secondary")]
     return out
 
 
@@ -128,7 +145,38 @@ def on_page_load(tabs: ChatTabs, stored_id: str) -> list[Any]:
     uploads only where it has pictures (:mod:`crs.web.chat_intro`)."""
     state, intro, examples = tabs.resume(stored_id), tabs.intro(), tabs.examples()
     return [*render(state, examples, intro), f"## {plain_markdown(intro.title)}", intro.title,
-            gr.MultimodalTextbox(placeholder=intro.input_placeholder, sources=["upload"] if intro.pictures else [])]
+            gr.MultimodalTextbox(placeholder=intro.input_placeholder, sources=["upload"] if intro.pictures else [],
+                                 interactive=True)]
+
+
+def on_arrival(services: HasDialogue, tabs: ChatTabs, stored_id: str) -> list[Any]:
+    """Values for :meth:`Page.arrival`. Until the app is ready nothing here waits for it: the
+    page keeps its components, the message box waits, and the banner shows the build's progress
+    (the timer asks again); once ready, the page loads. After a failed warm-up the banner says
+    why and the page stays usable, so a message retries opening the catalog and shows the error."""
+    if not services.ready:
+        error = services.warm_up_error
+        if error is None:
+            services.start_warm_up()  # a no-op when the server started it; else someone must
+        keep = [gr.skip() for _ in range(5 + MAX_OPTIONS + 2)]
+        if error is not None:
+            return [*keep, gr.MultimodalTextbox(interactive=True), gr.HTML(failure_html(error), visible=True),
+                    gr.Timer(active=False)]
+        return [*keep, gr.MultimodalTextbox(interactive=False, placeholder=WAITING_INPUT),
+                gr.HTML(banner_html(services.progress), visible=True), gr.Timer(active=True)]
+    return [*on_page_load(tabs, stored_id), gr.HTML("", visible=False), gr.Timer(active=False)]
+
+
+def parse_vote(raw: str) -> tuple[str, bool] | None:
+    """A card click as PAGE_JS writes it: ``{"item": catalog id, "vote": "like"|"dislike", ...}``."""
+    try:
+        vote = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(vote, dict) or not isinstance(vote.get("item"), str) or vote.get("vote") not in ("like",
+                                                                                                       "dislike"):
+        return None
+    return vote["item"], vote["vote"] == "like"
 
 
 def build_chat_ui(services: HasDialogue) -> gr.Blocks:
@@ -143,7 +191,7 @@ def build_chat_ui(services: HasDialogue) -> gr.Blocks:
 
         def on_load(stored_id: str) -> list[Any]:
             with _shown_as_error():
-                return on_page_load(tabs, stored_id)
+                return on_arrival(services, tabs, stored_id)
 
         def on_send(state: TabState, value: dict[str, Any] | None) -> list[Any]:
             value = value or {}
@@ -152,6 +200,10 @@ def build_chat_ui(services: HasDialogue) -> gr.Blocks:
             sent = after.turns != state.turns
             # A refused message stays in the box, to be fixed rather than typed again.
             return [*render(after), gr.MultimodalTextbox(value=None) if sent else gr.MultimodalTextbox()]
+
+        def on_start_over(state: TabState) -> list[Any]:
+            # Whatever waits in the box (a refused upload) belongs to the conversation left behind.
+            return [*render(tabs.start_over(state)), gr.MultimodalTextbox(value=None)]
 
         def shows(handler: Callable[..., TabState]) -> Callable[..., list[Any]]:
             def run(*args: Any) -> list[Any]:
@@ -163,20 +215,24 @@ def build_chat_ui(services: HasDialogue) -> gr.Blocks:
             with _shown_as_error():
                 return render(tabs.run_example(state, int(chosen.index)))
 
-        ui.load(on_load, page.session_box, [*outputs, page.heading, page.title_box, page.textbox],
-                js=READ_SESSION_JS, **private)
+        def on_vote(state: TabState, raw: str) -> list[Any]:
+            vote = parse_vote(raw)
+            if vote is None:
+                return render(replace(state, note="There is no such item to rate."))
+            with _shown_as_error():
+                return render(tabs.rate(state, *vote))
+
+        ui.load(on_load, page.session_box, page.arrival(), js=READ_SESSION_JS, **private)
+        ui.load(None, None, None, js=PAGE_JS, **private)
+        page.timer.tick(on_load, page.session_box, page.arrival(), js=READ_SESSION_JS, **private)
         page.session_box.change(None, page.session_box, None, js=WRITE_SESSION_JS, **private)
         page.title_box.change(None, page.title_box, None, js=WRITE_TITLE_JS, **private)
         page.textbox.submit(on_send, [page.state, page.textbox], [*outputs, page.textbox], **turn)
         page.chatbot.example_select(on_example, page.state, outputs, **turn)
-        page.new_button.click(shows(tabs.start_over), page.state, outputs, **private)
-        page.chatbot.clear(shows(tabs.start_over), page.state, outputs, **private)  # its trash button
+        page.new_button.click(on_start_over, page.state, [*outputs, page.textbox], **private)
         for n, button in enumerate(page.options):
             button.click(shows(lambda state, n=n: tabs.pick(state, n)), page.state, outputs, **turn)
-        for n, slot in enumerate(page.slots):
-            for button, liked in ((slot.like, True), (slot.dislike, False)):
-                button.click(shows(lambda state, n=n, liked=liked: tabs.rate(state, n, liked)), page.state, outputs,
-                             **private, concurrency_limit=None)
+        page.vote_box.change(on_vote, [page.state, page.vote_box], outputs, **private, concurrency_limit=None)
         _client_api(api, turn)
     return ui
 
@@ -196,29 +252,23 @@ def _layout() -> Page:
     # Mirrors state.session_id into the browser, where WRITE_SESSION_JS stores it for reloads.
     session_box = gr.Textbox(visible="hidden")
     title_box = gr.Textbox(visible="hidden")
-    with gr.Row(equal_height=True):
-        heading = gr.Markdown(f"## {DEFAULT_TITLE}")
-        new_button = gr.Button("Start over", size="sm", scale=0, min_width=120)
-    chatbot = gr.Chatbot(show_label=False, height=520, group_consecutive_messages=False, buttons=["copy_all"],
+    vote_box = gr.Textbox(visible="hidden", elem_id="crs-vote")
+    timer = gr.Timer(POLL_S, active=False)
+    banner = gr.HTML(visible=False, elem_id="crs-banner")
+    with gr.Row(equal_height=True, elem_id="crs-top"):
+        heading = gr.Markdown(f"## {DEFAULT_TITLE}", elem_id="crs-heading")
+        new_button = gr.Button("Start over", size="sm", scale=0, min_width=100)
+    # No clear or copy icons: they sat over the person's first bubble, and "Start over" clears.
+    chatbot = gr.Chatbot(show_label=False, elem_id="crs-chat", height=CHAT_HEIGHT, min_height=CHAT_MIN_HEIGHT,
+                         autoscroll=False, group_consecutive_messages=False, buttons=[],
                          placeholder=PICTURE_PLACEHOLDER)
-    with gr.Row(visible=False) as options_row:
-        options = [gr.Button(visible=False, size="sm", min_width=80) for _ in range(MAX_OPTIONS)]
-    with gr.Column(visible=False) as rate_panel:
-        gr.Markdown("Like or dislike what I showed; it steers the next suggestions.")
-        with gr.Row():
-            slots = []
-            for _ in range(MAX_ITEMS):
-                with gr.Column(visible=False, min_width=150) as card:
-                    title = gr.Markdown()
-                    with gr.Row():
-                        like = gr.Button("Like", size="sm", min_width=40)
-                        dislike = gr.Button("Dislike", size="sm", min_width=40)
-                slots.append(RatingSlot(card, title, like, dislike))
-    note = gr.Markdown()
+    with gr.Row(visible=False, elem_id="crs-options") as options_row:
+        options = [gr.Button(visible=False, size="sm", min_width=60, scale=0) for _ in range(MAX_OPTIONS)]
+    note = gr.Markdown(elem_id="crs-note")
     textbox = gr.MultimodalTextbox(file_types=["image"], file_count="multiple", show_label=False, autofocus=True,
-                                   placeholder=PICTURE_INPUT)
-    return Page(state, session_box, title_box, heading, chatbot, note, options_row, options, rate_panel, slots, textbox,
-                new_button)
+                                   placeholder=PICTURE_INPUT, elem_id="crs-input")
+    return Page(state, session_box, title_box, vote_box, banner, timer, heading, chatbot, note, options_row, options,
+                textbox, new_button)
 
 
 def _client_api(api: ClientApi, turn: dict[str, Any]) -> None:

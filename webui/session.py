@@ -25,7 +25,6 @@ from crs.errors import UserError
 from crs.catalog_index import has_pictures
 from crs.facts import AttributeInfo, CatalogFacts
 from crs.replies import question_labels
-from crs.search import QueryError
 from crs.turn import Message
 from crs.web.chat_intro import ChatIntro, chat_intro
 from crs.uploads import UploadError, UploadLimits, check_uploads, release_memory
@@ -47,19 +46,20 @@ class Turn:
 
 
 @dataclass(frozen=True)
-class RateableItem:
-    id: str  # the catalog's id
-    item_id: int  # the store's id, for DialogueManager.feedback
-    title: str
-
-
-@dataclass(frozen=True)
 class TabState:
     session_id: str = ""  # "" until the first message
     turns: tuple[Turn, ...] = ()
-    shown: tuple[RateableItem, ...] = ()  # the items last shown: what like and dislike refer to
-    ratings: dict[int, bool] = field(default_factory=dict)  # store id -> liked, for `shown`
+    # Catalog id -> liked, for items shown in this conversation (any turn's cards can be rated).
+    ratings: dict[str, bool] = field(default_factory=dict)
     note: str = ""  # a line under the chat: feedback noted, a problem with the last action
+
+    def shown_item(self, item_id: str) -> dict[str, Any] | None:
+        """The item with this catalog id from the latest turn that showed it, or None."""
+        for turn in reversed(self.turns):
+            for item in turn.reply.get("items", []):
+                if str(item["id"]) == item_id:
+                    return item
+        return None
 
     @property
     def options(self) -> list[str]:
@@ -110,11 +110,10 @@ class ChatTabs:
         except SessionNotFound:
             return TabState(note="Your earlier conversation is no longer stored; this is a new one.")
         turns = tuple(Turn(t["message"], (), len(t["images"]), t["reply"], self._labels(t["reply"])) for t in history)
-        shown = self._shown(next((t.reply["items"] for t in reversed(turns) if t.reply.get("items")), []))
         belief = self.dm.belief(stored_id)
-        ratings = {i.item_id: i.item_id in belief.liked for i in shown
-                   if i.item_id in belief.liked or i.item_id in belief.disliked}
-        return TabState(stored_id, turns, shown, ratings)
+        liked = self.dm.searcher.external_ids(list(belief.liked))
+        disliked = self.dm.searcher.external_ids(list(belief.disliked))
+        return TabState(stored_id, turns, {**{i: False for i in disliked}, **{i: True for i in liked}})
 
     def start_over(self, state: TabState) -> TabState:
         # The old session stays stored (history, evaluation); the tab simply stops using it.
@@ -141,12 +140,7 @@ class ChatTabs:
                 release_memory()
         data = reply.to_json()
         turns = (state.turns if same else ()) + (Turn(text, images, len(images), data, self._labels(data)),)
-        if reply.items:
-            return TabState(session_id, turns, tuple(RateableItem(i.id, i.item_id, i.title) for i in reply.items),
-                            {}, note)
-        if same:  # an ask turn: what was shown before can still be rated
-            return TabState(session_id, turns, state.shown, state.ratings, note)
-        return TabState(session_id, turns, note=note)
+        return TabState(session_id, turns, state.ratings if same else {}, note)
 
     def _labels(self, reply: dict[str, Any]) -> tuple[str, ...]:
         question = reply.get("question")
@@ -161,18 +155,19 @@ class ChatTabs:
             return replace(state, note="That question is no longer open.")
         return self.send(state, options[index])
 
-    def rate(self, state: TabState, index: int, liked: bool) -> TabState:
-        """Like or dislike the ``index``-th shown item; it counts from the next message."""
-        if not state.session_id or not 0 <= index < len(state.shown):
+    def rate(self, state: TabState, item_id: str, liked: bool) -> TabState:
+        """Like or dislike an item this conversation showed (by its catalog id, as its card's
+        buttons name it); it counts from the next message."""
+        item = state.shown_item(item_id) if state.session_id else None
+        if item is None:  # a forged click, or a card from a conversation this tab left
             return replace(state, note="There is no such item to rate.")
-        item = state.shown[index]
         try:
-            self.dm.feedback(state.session_id, item.item_id, liked)
+            self.dm.feedback(state.session_id, self.dm.searcher.item_ids([item_id])[0], liked)
         except UserError as exc:  # the session or the item is gone from the store
             return replace(state, note=f"Could not note that: {exc}")
         verdict = "like" if liked else "do not like"
-        return replace(state, ratings={**state.ratings, item.item_id: liked},
-                       note=f"Noted: you {verdict} \u201c{item.title}\u201d (it counts from your next message).")
+        return replace(state, ratings={**state.ratings, item_id: liked},
+                       note=f"Noted: you {verdict} \u201c{item['title']}\u201d (it counts from your next message).")
 
     def run_example(self, state: TabState, index: int) -> TabState:
         examples = self.examples()
@@ -194,15 +189,6 @@ class ChatTabs:
         if self._intro is None:
             self._intro = chat_intro(self.dm.store, self.dm.catalog)
         return self._intro
-
-    # -- pieces --------------------------------------------------------------------------------------
-
-    def _shown(self, items: list[dict[str, Any]]) -> tuple[RateableItem, ...]:
-        try:
-            store_ids = self.dm.searcher.item_ids([i["id"] for i in items])
-        except QueryError:  # the catalog was re-ingested without some of them: nothing to rate
-            return ()
-        return tuple(RateableItem(i["id"], s, i["title"]) for i, s in zip(items, store_ids))
 
 
 class ClientApi:
