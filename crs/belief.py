@@ -95,9 +95,13 @@ class BeliefState:
             self._forget(self.all_of, attribute)
             if attribute not in self.dont_care:
                 self.dont_care.append(attribute)
+        # A shown item named beside a change ("the second one, but blue") is the one to go on
+        # from: a pick, as "like the second one but blue" is.
+        changes = bool(critique.require or critique.exclude or critique.ranges or critique.relative
+                       or critique.text.strip())
         for reference in critique.references:
             item = self._shown_at(reference.index)
-            if item is not None and reference.liked is True:
+            if item is not None and (reference.liked is True or (reference.liked is None and changes)):
                 self.like(item)
             elif item is not None and reference.liked is False:
                 self.dislike(item)
@@ -115,6 +119,18 @@ class BeliefState:
             self.accepted = self._shown_at(critique.accept)
         if critique.text.strip():
             self.texts = (self.texts + [critique.text.strip()])[-MAX_TEXTS:]
+
+    def drop_topic(self, texts: list[str], attributes: list[str]) -> None:
+        """Forget wishes about something the person has moved on from (see
+        :meth:`crs.posterior.Posterior.stale_wishes`): those texts and requirements, and the liked
+        items and picks that pulled towards it. Dislikes stay: those items are still not wanted."""
+        if not texts and not attributes:
+            return
+        self.texts = [t for t in self.texts if t not in texts]
+        for attribute in attributes:
+            self.require.pop(attribute, None)
+            self._forget(self.all_of, attribute)
+        self.liked, self.picks = [], []
 
     def add_images(self, joint: np.ndarray, visual: np.ndarray | None, captions: list[str],
                    attributes: dict[str, list[str]]) -> None:

@@ -37,7 +37,9 @@ from crs.understanding.reader import ImageReader, ReadContext
 from crs.understanding.offline_reader import OfflineImageReader
 from .policy import Ask, Candidates, Policy, PolicyContext, Recommend, load_policy
 from .posterior import Posterior
-from .replies import ReplyDraft, ReplyWriter, TemplateReplyWriter, question_text, reason, reply_items
+from .choice import LOOKS_SPACE
+from .replies import (ReplyDraft, ReplyWriter, Resemblance, TemplateReplyWriter, question_text, reason,
+                      reply_items)
 from .search import CatalogSearch, SearchHit
 from .sessions import SessionNotFound, Sessions, TurnRecord
 from .store import Store
@@ -59,6 +61,13 @@ def page_reply(critique: Critique) -> tuple[int, int]:
         return 0, 0
     told = critique.require or critique.exclude or critique.relative or critique.references or critique.text.strip()
     return (1, 0) if told else (0, 1)
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) cosine similarities."""
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return a @ b.T
 
 
 class DialogueManager:
@@ -150,6 +159,7 @@ class DialogueManager:
                 belief.question = None
             replied_to_page = question is None and bool(belief.last_shown)
             answered_page = belief.last_action == "recommend"
+            belief.drop_topic(*self.posterior.stale_wishes(belief, critique))
             belief.apply(critique, self.facts)
             belief.turns += 1
             tally = page_reply(critique)
@@ -175,7 +185,8 @@ class DialogueManager:
         candidates = self.candidates(belief, query)
         context = PolicyContext(self.facts, candidates, frozenset(belief.asked), frozenset(belief.settled),
                                 belief.turns, self.k, frozenset(belief.shown), belief.summary(),
-                                {a: frozenset(v) for a, v in belief.exclude.items()}, page_replies)
+                                {a: frozenset(v) for a, v in belief.exclude.items()}, page_replies,
+                                named=not belief.shown and self.posterior.names_items(belief.texts))
         decision = self._stage("policy", record, lambda: self.policy.decide(context),
                                lambda: self.default_policy.decide(context), self.policy is not self.default_policy)
         record.policy = getattr(self.policy, "name", type(self.policy).__name__)
@@ -278,7 +289,26 @@ class DialogueManager:
             scored = [ScoredItem(i, 0.0) for i in ids]
         else:
             scored = self.searcher.index.score_ids(self.searcher.index.targets(query), np.array(ids, dtype=np.int64))
-        return reply_items(self.searcher.hits(scored), belief, self.facts)
+        return reply_items(self.searcher.hits(scored), belief, self.facts, self._resemblance(ids, belief))
+
+    def _resemblance(self, ids: list[int], belief: BeliefState) -> dict[int, Resemblance]:
+        """How much each item looks like the person's picture (raw visual space, else the joint
+        image space) and like the closest item they liked (the choice model's space): the only
+        grounds on which a reason may say so."""
+        index = self.searcher.index
+        if not index.has_pictures:
+            return {}
+        items = np.array(ids, dtype=np.int64)
+        picture = liked = None
+        if belief.image_vectors is not None:
+            space, vectors = ("visual", belief.visual_vectors) if index.has_visual and belief.visual_vectors is not None \
+                else ("image", belief.image_vectors)
+            picture = _cosines(index.vectors(space, items), vectors).max(axis=1)
+        if belief.liked:
+            liked = _cosines(index.vectors(LOOKS_SPACE, items),
+                             index.vectors(LOOKS_SPACE, np.array(belief.liked, dtype=np.int64))).max(axis=1)
+        return {i: Resemblance(None if picture is None else float(picture[n]), None if liked is None else float(liked[n]))
+                for n, i in enumerate(ids)}
 
     def reason(self, hit: SearchHit, belief: BeliefState) -> str:
         """One line on why an item is shown (:func:`crs.replies.reason`)."""

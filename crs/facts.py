@@ -23,6 +23,12 @@ from .store.models import Attribute, Catalog, Item, ItemValue
 MAX_TAG_VALUES = 300  # tag attributes with more distinct values are keywords, not facts to ask about
 
 
+def in_sentence(label: str) -> str:
+    """A label or display name inside a sentence: "Genre" -> "genre", but "MPAA rating" and "3D"
+    stay (an acronym)."""
+    return label if len(label) > 1 and label[1].isupper() else label[:1].lower() + label[1:]
+
+
 @dataclass(frozen=True)
 class AttributeInfo:
     name: str

@@ -13,11 +13,15 @@ How the constants were chosen: docs/experiments.md.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from retrieval.multimodal import Query
 
 from .belief import BeliefState
+from .turn import Critique
+from .understanding.stopwords import STOPWORDS
 from .choice import LOOKS_SPACE, choice_likelihood
 from .facts import CatalogFacts
 from .policy import Candidates
@@ -70,6 +74,15 @@ class Posterior:
             best: dict[int, float] = {}
             for hit in hits:
                 best[hit.id] = hit.score
+            if belief.picks:
+                # "the second one, but blue": items like the one picked that meet the wishes join
+                # the pool, scored by the whole query; the pick then weighs them (crs.choice).
+                near = self.searcher.index.search(Query(liked=(int(belief.picks[-1][1]),)), POOL_OPEN,
+                                                  allowed_ids=allowed, exclude_ids=exclude)
+                extra = np.array([h.id for h in near if h.id not in best], dtype=np.int64)
+                if len(extra):
+                    for hit in self.searcher.index.score_ids(self.searcher.index.targets(query), extra):
+                        best[hit.id] = hit.score
             ids = np.array(list(best), dtype=np.int64)
             scores = np.array(list(best.values()), dtype=np.float64)
         if len(ids) == 0:
@@ -82,6 +95,70 @@ class Posterior:
         ids, scores, logits = ids[order], scores[order], logits[order]
         posterior = np.exp(logits - logits.max())
         return Candidates(ids, scores, posterior / posterior.sum())
+
+    def stale_wishes(self, belief: BeliefState, critique: Critique) -> tuple[list[str], list[str]]:
+        """Earlier wishes that no catalog item meets together with this message's: (texts,
+        required attributes). The latest message wins a contradiction (see :mod:`crs.belief`),
+        and a wish nothing can meet beside the new ones was about something else: "a sleepy cat",
+        then "red hearts" (no red heart's words hold "sleepy" or "cat"). A text counts as met by
+        an item whose own words hold any of its words (the lexical index); one that no item holds
+        tells nothing either way, and a message of text alone makes only earlier texts stale. A
+        message about a shown item ("the second one, but blue") goes
+        on from it: nothing is stale."""
+        lexical = self.searcher.index.lexical
+        if critique.references or critique.accept is not None or not (critique.require or critique.text.strip()):
+            return [], []
+        new = np.ones(len(self.facts.ids), dtype=bool)
+        for attribute, values in critique.require.items():
+            if attribute in self.facts.attributes and self.facts.attributes[attribute].kind != "numeric":
+                new &= self.facts.has_value(attribute, values, self.facts.ids)
+        words = self._holding(lexical, critique.text)
+        if words is not None:
+            new &= words
+        if not new.any():  # the message alone meets nothing: no ground to judge the others by
+            return [], []
+        texts = []
+        for text in belief.texts:
+            held = self._holding(lexical, text)
+            if held is not None and not (held & new).any():
+                texts.append(text)
+        attributes = []
+        for attribute, values in belief.require.items() if critique.require else ():
+            # A text alone does not overrule a stated value: a word the catalog uses in passing
+            # ("the second one" with nothing shown) must not undo "3D".
+            if attribute in critique.require or attribute not in self.facts.attributes \
+                    or self.facts.attributes[attribute].kind == "numeric":
+                continue
+            if not (self.facts.has_value(attribute, values, self.facts.ids) & new).any():
+                attributes.append(attribute)
+        return texts, attributes
+
+    def names_items(self, texts: list[str]) -> bool:
+        """Whether some catalog item's own words hold every word of one of ``texts`` (each word
+        or a form of it: "sleepy" is held by "sleeping"): the person named something the catalog
+        has, so plain search finds it and a page can go first (the policies' ``named``)."""
+        lexical = self.searcher.index.lexical
+        if lexical is None:
+            return False
+        rows = lexical.rows_of(self.facts.ids)
+        for text in texts:
+            held = np.ones(lexical.size, dtype=bool)
+            words = [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOPWORDS]
+            for word in words:
+                held &= np.logical_or.reduce([_lexical_scores(lexical, form) > 0 for form in _forms(word)])
+            if words and held[rows[rows >= 0]].any():
+                return True
+        return False
+
+    def _holding(self, lexical, text: str) -> np.ndarray | None:  # type: ignore[no-untyped-def]
+        """Per catalog item (facts order): whether its words hold any word of ``text``; None when
+        no item's do (or there is no lexical index)."""
+        if lexical is None or not text.strip():
+            return None
+        scores = _lexical_scores(lexical, text)
+        rows = lexical.rows_of(self.facts.ids)
+        held = np.where(rows >= 0, scores[np.maximum(rows, 0)] > 0, False)
+        return held if held.any() else None
 
     def pick_log_likelihood(self, belief: BeliefState, ids: np.ndarray) -> np.ndarray:
         """Sum over the person's picks ("more like #2") of log P(that pick | item i is theirs)."""
@@ -125,3 +202,24 @@ class Posterior:
                 self.text_cache.pop(next(iter(self.text_cache)))
             self.text_cache[text] = vector
         return vector
+
+
+def _forms(word: str) -> list[str]:
+    """A word and the forms of its stem people and titles use ("sleepy": sleep, sleeping, sleeps,
+    slept is not guessed); the lexical index folds plurals only."""
+    stem = word
+    for suffix in ("ing", "ed", "y", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            stem = word[:-len(suffix)]
+            break
+    return list(dict.fromkeys([word, stem, stem + "ing", stem + "y", stem + "ed", stem + "s"]))
+
+
+def _lexical_scores(lexical, words: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """``lexical.scores(words)``, all zero where bm25s refuses a word its vocabulary lists but
+    its score table lacks (it raises ValueError for such token ids): such a word is held by no
+    item, and the turn goes on."""
+    try:
+        return lexical.scores(words)
+    except ValueError:
+        return np.zeros(lexical.size, dtype=np.float32)

@@ -180,7 +180,8 @@ def test_policy_decisions_shape_the_reply(shapes_catalog, searcher) -> None:
     dm = DialogueManager(shapes_catalog[0], searcher, policy=AskColour(), k=3)
     session = dm.start()
     ask = dm.respond(session, Message("a star"))
-    assert ask.action == "ask" and ask.question.attribute == "colour" and "red" in ask.text
+    assert ask.action == "ask" and ask.question.attribute == "colour" and ask.text == "Which colour would you like?"
+    assert ask.question.options == ["red", "blue", "any"]  # the options, once: as buttons, not in the sentence
     reply = dm.respond(session, Message("blue"))
     assert dm.belief(session).require["colour"] == ["blue"] and reply.action == "recommend"
     assert dm.belief(session).question is None

@@ -151,10 +151,12 @@ def test_labels_and_display_names_are_stored_and_exposed(films) -> None:
 
 def test_question_text_uses_labels_and_display_names(films) -> None:
     _, _, facts = films
+    # The sentence names the attribute in words; the options appear once, as buttons (option_labels).
     text = question_text(facts, Ask("length", ["feature", "short", "any"]))
-    assert text == "Which length would you like? For example Feature length or Short (40 min or less)."
+    assert text == "Which length would you like?"
     text = question_text(facts, Ask("mpaa_rating", ["pg-13", "r", "any"]))
-    assert text.startswith("Which MPAA rating would you like?") and "PG-13" in text and "mpaa" not in text
+    assert text == "Which MPAA rating would you like?" and "PG-13" not in text and "mpaa" not in text
+    assert question_text(facts, Ask("mpaa_rating", ["pg-13", "any"])) == "Would you like MPAA rating PG-13?"
 
 
 def test_a_label_less_attribute_never_shows_its_field_name() -> None:
@@ -185,7 +187,9 @@ def test_conversation_shows_labels_and_a_click_on_an_option_is_understood(films)
     reply = dm.respond(session, Message("a film"))
     assert reply.action == "ask" and reply.question.attribute == "genres"
     assert "genres" not in reply.text and re.search(r"Which genre would you like\?", reply.text)
-    assert any(name in reply.text for name in ("Sci-Fi", "Comedy", "Drama", "Horror"))
+    # The options are shown once, as buttons: not repeated in the sentence.
+    assert not any(name in reply.text for name in ("Sci-Fi", "Comedy", "Drama", "Horror"))
+    assert set(reply.question.options[:-1]) <= {"sci-fi", "comedy", "drama", "horror"}
     # A click sends the option itself (the stored value): understood as the answer.
     option = reply.question.options[0]
     reply = dm.respond(session, Message(option))

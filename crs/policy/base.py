@@ -60,6 +60,9 @@ class PolicyContext:
     excluded: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # how the person answered pages so far: (with a reason or a change, bare "none of these")
     page_replies: tuple[int, int] = (0, 0)
+    # the person's words name items the catalog has (some item's own words hold all of them):
+    # plain search finds those, so a first page is worth showing before any question
+    named: bool = False
 
 
 @dataclass(frozen=True)

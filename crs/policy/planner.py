@@ -117,6 +117,9 @@ class PlannedEIGPolicy(Policy):
     # Beta prior (reasons, bare rejections) on how often a rejected page comes with a reason;
     # (0, 1): none expected until one is seen. See _show_value.
     reason_prior: tuple[float, float] = (1.0, 1.0)
+    # A question only when the next page would likely miss: at this chance of holding the item
+    # (by the policy's own belief) a page goes first, whatever a question is worth.
+    page_hit: float = 0.5
     name: str = "eig"
 
     def decide(self, context: PolicyContext) -> Decision:
@@ -130,7 +133,7 @@ class PlannedEIGPolicy(Policy):
             return Recommend(recommend, "every candidate was shown")
         p /= p.sum()
         reasons, silent = context.page_replies
-        if self.probe and reasons + silent == 0 and not context.shown and context.settled:
+        if self.probe and reasons + silent == 0 and not context.shown and (context.settled or context.named):
             return Recommend(recommend, "a first page for what you named: how it is answered tells whether "
                                         "to ask or to show")
         if self.follow_critiques and reasons and reasons >= silent:
@@ -139,6 +142,9 @@ class PlannedEIGPolicy(Policy):
         left = max(1, self.turns - context.turn + 1)
         belief = self.belief(context, p, left * context.k)
         show = belief.page_value(left, context.k, self.early)
+        first = belief.page_value(1, context.k)
+        if first >= self.page_hit:
+            return Recommend(recommend, f"the next page holds the item with chance {first:.0%}: no question needed")
         low, high = self.reason_prior
         reason_rate = (reasons + low) / (reasons + silent + low + high)
         if left < 2:

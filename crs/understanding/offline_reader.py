@@ -7,7 +7,8 @@ For an uploaded picture it gives, in the catalog's own vocabulary:
   picture and each value's text in the joint space;
 * dominant colours counted from the pixels (when the catalog has a colour attribute);
 * the nearest catalog items;
-* a template caption ("a yellow 3d smileys & emotion picture, much like “grinning face”").
+* a caption in the catalog's display names ("a yellow face smiling in 3D style, much like
+  “grinning face”").
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from PIL import Image
 from retrieval.multimodal import Query
 
 from crs.catalog.colours import dominant_colours
+from crs.facts import CatalogFacts, in_sentence
 from crs.understanding.reader import ImageReader, ReadContext
 from crs.search import CatalogSearch
 from crs.turn import ImageReading
@@ -64,7 +66,7 @@ class OfflineImageReader(ImageReader):
             if colours:
                 attributes[colour_attribute] = colours
         nearest = [int(i) for i in ids[:5]]
-        return ImageReading(attributes=attributes, caption=self._caption(attributes, colour_attribute, hits),
+        return ImageReading(attributes=attributes, caption=self._caption(attributes, colour_attribute, hits, facts),
                             colours=colours, nearest=nearest, source=self.name)
 
     def _prototype(self, attribute: str, values: tuple[str, ...]) -> np.ndarray:
@@ -73,12 +75,29 @@ class OfflineImageReader(ImageReader):
             self._prototypes[attribute] = self.searcher.embedder.encode_texts([f"{v}." for v in values])
         return self._prototypes[attribute]
 
-    def _caption(self, attributes: dict[str, list[str]], colour_attribute: str | None, hits) -> str:  # type: ignore[no-untyped-def]
+    def _caption(self, attributes: dict[str, list[str]], colour_attribute: str | None, hits,  # type: ignore[no-untyped-def]
+                 facts: CatalogFacts) -> str:
+        """The reading as a person would write it, in the catalog's display names: "a yellow and
+        orange cat face in 3D style, much like “grinning cat”". The subject is the most specific
+        value read (the attribute with the most values: "cat face" says more than "animals", and
+        saying both repeats it); a value with a display name the schema gave (a style, a set)
+        says how it is drawn."""
+        def name(attribute: str, value: str) -> str:
+            return facts.attributes[attribute].display_value(value)
+
+        read = [a for a in attributes if a != colour_attribute and attributes[a]]
+        styled = [a for a in read if facts.attributes[a].display]
+        subjects = sorted((a for a in read if a not in styled), key=lambda a: -len(facts.attributes[a].values))
         words = []
         if colour_attribute and attributes.get(colour_attribute):
-            words.append(" and ".join(attributes[colour_attribute][:2]))
-        words += [values[0] for name, values in attributes.items() if name != colour_attribute][:2]
-        caption = "a " + " ".join(words + ["picture"]) if words else "a picture"
+            words.append(" and ".join(name(colour_attribute, c) for c in attributes[colour_attribute][:2]))
+        words.append(name(subjects[0], attributes[subjects[0]][0]) if subjects else "picture")
+        phrase = " ".join(words)
+        caption = f"{'an' if phrase[:1].lower() in 'aeiou' else 'a'} {phrase}"
+        if styled:
+            attribute = styled[0]
+            caption += f" in {in_sentence(name(attribute, attributes[attribute][0]))} " \
+                       f"{in_sentence(facts.attributes[attribute].display_label)}"
         if hits:
             title = self.searcher.hits(hits[:1])[0].title
             caption += f", much like \u201c{title}\u201d"
