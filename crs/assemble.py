@@ -11,9 +11,9 @@ missing LLM extra) into a :class:`~crs.errors.UserError` that names the setting.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, TypeVar
 
+from retrieval.progress import ProgressFn
 from retrieval.registry import Registry
 
 from .catalog.demo import open_catalog
@@ -38,13 +38,15 @@ def open_settings_store(settings: Settings) -> Store:
     return open_store(settings.db_url, busy_timeout_s=settings.db_busy_timeout_s)
 
 
-def open_settings_catalog(store: Store, settings: Settings) -> Catalog:
-    return open_catalog(store, settings.catalog)
+def open_settings_catalog(store: Store, settings: Settings, progress: ProgressFn | None = None) -> Catalog:
+    """The settings' catalog; loading the demo on first use reports to ``progress``."""
+    return open_catalog(store, settings.catalog, progress=progress)
 
 
 def open_searcher(store: Store, catalog: Catalog, settings: Settings, *, rebuild: bool = False,
-                  progress: Callable[[str], None] | None = None) -> CatalogSearch:
-    """The catalog's search index with the settings' embedder and index kind (built on first use)."""
+                  progress: ProgressFn | None = None) -> CatalogSearch:
+    """The catalog's search index with the settings' embedder and index kind (built on first use);
+    each build step reports a :class:`~retrieval.progress.BuildProgress` to ``progress``."""
     try:
         return CatalogSearch.open(store, catalog, settings.embedder, rebuild=rebuild, kind=settings.index_kind,
                                   progress=progress)

@@ -41,6 +41,9 @@ def _bm25s():  # type: ignore[no-untyped-def]
 
 
 def _fold(text: str) -> str:
+    # ASCII has nothing to fold; skipping it saves ~3 s of a 12k-item build (a per-character loop).
+    if text.isascii():
+        return text
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 

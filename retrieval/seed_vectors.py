@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.encoders.base import Encoder
+from retrieval.encoders.base import Encoder, ImageEncoder
 
-__all__ = ["SeedRow", "read_seed", "write_seed", "quantise", "dequantise", "weights_id", "SEED_VERSION"]
+__all__ = ["SeedRow", "read_seed", "write_seed", "seed_image_hashes", "quantise", "dequantise", "weights_id",
+           "SEED_VERSION"]
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ def write_seed(folder: str | os.PathLike, encoder: Encoder, hashes: Sequence[str
     codes, scales = quantise(vectors)
     arrays: dict[str, np.ndarray] = {
         "meta": np.array(json.dumps({"version": SEED_VERSION, "encoder": encoder.name, "dim": encoder.dim,
+                                     "kind": "image" if isinstance(encoder, ImageEncoder) else "text",
                                      "weights": weights_id(encoder.name), "rows": len(hashes)})),
         # Raw sha1 bytes: half the size of the hex text, and they compress no further.
         "hashes": np.frombuffer(b"".join(bytes.fromhex(h) for h in hashes), dtype=np.uint8).reshape(-1, 20),
@@ -167,6 +169,28 @@ def read_seed(folder: str | os.PathLike, encoder: Encoder, *, with_labels: bool,
     return {hexes[r]: SeedRow(vectors[i], ids[r] if ids is not None else None,
                               probs[r] if probs is not None else None)
             for i, r in enumerate(picked)}
+
+
+def seed_image_hashes(folder: str | os.PathLike) -> frozenset[str]:
+    """The sha1 of every picture file some image seed in ``folder`` was encoded from.
+
+    Each of these files was decoded whole by an encoder when the seed was made, which is what
+    ingest's picture check proves by decoding again (~1 ms a picture): a file with the same
+    sha1 has the same bytes, so ingest may take the hash for the proof. Unreadable seeds are
+    skipped (the pictures are then decoded as usual)."""
+    found: set[str] = set()
+    for path in sorted(Path(folder).glob("*.npz")) if Path(folder).is_dir() else []:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if json.loads(str(data["meta"])).get("kind") != "image":
+                    continue
+                raw = np.asarray(data["hashes"], dtype=np.uint8)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            log.warning("seed vectors %s are unreadable (%s); ignoring them", path, exc)
+            continue
+        if raw.ndim == 2 and raw.shape[1] == 20:
+            found.update(row.tobytes().hex() for row in raw)
+    return frozenset(found)
 
 
 def _rows_of(hexes: list[str], wanted: Sequence[str]) -> list[int]:

@@ -1,9 +1,17 @@
-"""The bundled demo catalog: loaded from assets/ into the store on first use, reloaded when it changes."""
+"""The bundled demo catalog: loaded from assets/ into the store on first use, reloaded when it changes.
+
+The first load is part of a fresh install's first start, so it skips the slow part it can prove
+unneeded: pictures whose sha1 is in the shipped seed vectors (``assets/demo/vectors``, encoded
+from exactly those bytes) are not decoded again (see ``IngestOptions.trusted_images``).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 from sqlalchemy import select, update
+
+from retrieval.progress import ProgressFn
+from retrieval.seed_vectors import seed_image_hashes
 
 from ..config import DEMO_CATALOG, DEMO_DIR
 from ..errors import UserError
@@ -23,10 +31,11 @@ def demo_files(demo_dir: Path = DEMO_DIR) -> tuple[Path, Path]:
     return catalog, schema
 
 
-def open_catalog(store: Store, name: str = DEMO_CATALOG) -> Catalog:
-    """The named catalog; the demo is (re)loaded from assets/ when absent or changed."""
+def open_catalog(store: Store, name: str = DEMO_CATALOG, progress: ProgressFn | None = None) -> Catalog:
+    """The named catalog; the demo is (re)loaded from assets/ when absent or changed (reporting
+    to ``progress`` as it loads)."""
     if name == DEMO_CATALOG:
-        ensure_demo(store)
+        ensure_demo(store, progress=progress)
     with store.session() as session:
         catalog = session.scalar(select(Catalog).where(Catalog.name == name))
         if catalog is None:
@@ -37,7 +46,7 @@ def open_catalog(store: Store, name: str = DEMO_CATALOG) -> Catalog:
         return catalog
 
 
-def ensure_demo(store: Store, demo_dir: Path = DEMO_DIR) -> bool:
+def ensure_demo(store: Store, demo_dir: Path = DEMO_DIR, progress: ProgressFn | None = None) -> bool:
     """Load the demo catalog if the store lacks it or holds an older copy; True if it loaded."""
     catalog_file, schema_file = demo_files(demo_dir)
     wanted = catalog_content_hash(catalog_file, schema_file.read_bytes())
@@ -51,5 +60,7 @@ def ensure_demo(store: Store, demo_dir: Path = DEMO_DIR) -> bool:
                 session.execute(update(Catalog).where(Catalog.name == DEMO_CATALOG).values(image_root=root))
         return False
     ingest(store, catalog_file, IngestOptions(format="jsonl", catalog=DEMO_CATALOG, schema_path=schema_file,
-                                              replace=True, fetch_images=False))
+                                              replace=True, fetch_images=False,
+                                              trusted_images=seed_image_hashes(demo_dir / "vectors")),
+           progress=progress)
     return True
