@@ -137,3 +137,28 @@ def test_retry_after_follows_the_eta_within_bounds(progress: BuildProgress | Non
     assert str(exc).endswith(f"try again in {retry_after} s")
     # The page shows the same sentence (not the generic 'not available' one).
     assert public_message(exc) == str(exc)
+
+
+def test_a_failed_warm_up_leaves_no_stale_progress(shapes_catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a failed build the health check says so (not preparing, no progress that reads as
+    still going), and a chat call tries again and answers the generic 503 (the reason is logged)."""
+    from crs.errors import UserError
+    from crs.web.errors import UNAVAILABLE
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        kwargs["progress"](BuildProgress("encoding pictures", 3, 24, elapsed_s=1.0))
+        raise UserError("embedder 'aligned:/srv/private/head.safetensors': no such file")
+
+    monkeypatch.setattr(assemble, "open_searcher", failing)
+    store, _ = shapes_catalog
+    services = Services(Settings(db_url=store.url, catalog="shapes", embedder="fake", k=3))
+    app = FastAPI()
+    app.include_router(build_router(services))
+    with TestClient(app) as client:
+        services.start_warm_up().join(timeout=30)
+        assert services.warm_up_error is not None
+        health = client.get(f"{API}/health").json()
+        assert health["ready"] is False and health["preparing"] is False and health["progress"] is None
+        response = client.post(f"{API}/sessions")
+        assert response.status_code == 503 and response.json() == {"detail": UNAVAILABLE}
+        assert "/srv/private" not in response.text

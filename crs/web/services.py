@@ -169,7 +169,8 @@ class Services:
         # starts or ends and at most every LOG_EVERY_S between.
         stage, last = self._logged
         now = time.monotonic()
-        if progress.stage != stage or progress.done >= progress.total or now - last >= LOG_EVERY_S:
+        ended = progress.total > 0 and progress.done >= progress.total  # a total of 0: not known yet
+        if progress.stage != stage or ended or now - last >= LOG_EVERY_S:
             self._logged = (progress.stage, now)
             log.info("index: %s", progress)
 
@@ -192,6 +193,7 @@ class Services:
             self.dm.warm_up()
         except Exception as exc:  # the first request that needs it raises it again, to its caller
             self.warm_up_error = str(exc)
+            self.progress = None  # the build stopped: its last report would read as still going
             log.exception("warm-up failed; requests that need the dialogue manager will retry")
         finally:
             self._warmed.set()
