@@ -159,3 +159,64 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tmp_path_factory.mktemp("screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+class WarmingUp:
+    """The app's :class:`~crs.web.services.Services` as they look during a first start, with the
+    warm-up played by the test: ``ready``, ``progress`` and ``warm_up_error`` are what the test
+    sets (a 15-minute build is not needed to see its banner); everything else is the real
+    services'. Asking for the dialogue manager before ``ready`` is a failure: the page must not
+    wait for it meanwhile."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.ready = False
+        self.progress: Any = None  # a retrieval.progress.BuildProgress, or None
+        self.warm_up_error: str | None = None
+        self.warm_ups = 0
+
+    @property
+    def dm(self) -> Any:
+        if not self.ready:
+            raise AssertionError("the dialogue manager was asked for before the app was ready")
+        return self.real.dm
+
+    def start_warm_up(self) -> None:
+        self.warm_ups += 1  # the test is the warm-up: it flips `ready` itself
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+@contextmanager
+def app_in_process(services: Any, timeout: float = 60) -> Iterator[str]:
+    """app.create_app(services) served by uvicorn in a thread of this process (so the test can
+    change ``services`` while a browser watches); yields its base URL."""
+    import uvicorn
+
+    from app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="app-in-process", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the app did not start on port {port} within {timeout:.0f} s")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def small_png(path: Path) -> None:
+    """Rewrite a screenshot as a 256-colour PNG: a third of the size, the same to the eye (the
+    committed screenshots stay small)."""
+    from PIL import Image
+
+    with Image.open(path) as shot:
+        small = shot.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    small.save(path, optimize=True)

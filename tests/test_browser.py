@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.browser_support import (ROOT, AppServer, StaticSite, app_server, free_port, ingest_shapes,
-                                   launch_chromium, require_chromium, screenshot_dir)
+from tests.browser_support import (ROOT, AppServer, StaticSite, WarmingUp, app_in_process, app_server, free_port,
+                                   ingest_shapes, launch_chromium, require_chromium, screenshot_dir, small_png)
 from tests.shapes import COLOURS, SHAPES, STYLES
 
 if TYPE_CHECKING:  # playwright is imported in the fixtures, after the chromium check
@@ -66,8 +67,11 @@ def app(tmp_path_factory: pytest.TempPathFactory, sites: dict[str, Any]) -> Iter
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     require_chromium()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # expect() waits 5 s by default whatever the page's timeout says; a loaded CI machine needs
+    # more. Every wait below is on something the page shows, never a fixed sleep.
+    expect.set_options(timeout=60_000)
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         yield browser
@@ -76,14 +80,8 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1200, "height": 860})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    with browser_page(browser, {"width": 1200, "height": 860}) as page:
+        yield page
 
 
 @pytest.fixture(scope="module")
@@ -117,53 +115,197 @@ def computed_styles(page: Page, selectors: list[str]) -> dict[str, dict[str, str
 
 # ---- (a) the gradio chat page at "/" -----------------------------------------------------------
 
-# The page sets no elem_id on these, so they are found by what gradio renders: the multimodal
-# textbox's own class and test ids, the chat log's role, and option buttons by their names (the
-# shapes catalog's attribute values, or "any").
+# The page's own handles: elem_ids it sets (#crs-chat, #crs-input, #crs-note, #crs-banner), the
+# item cards' classes, `<html data-crs-ready>` once it has loaded, and the chat log's role. Option
+# buttons are found by their names (the shapes catalog's attribute values, or "any").
 OPTION_NAMES = re.compile(r"^(%s|any)$" % "|".join(SHAPES + tuple(COLOURS) + STYLES))
+SIZES = {"1280": {"width": 1280, "height": 860}, "390": {"width": 390, "height": 844}}
+
+# What a person would see go wrong, measured in the browser: the page scrolling sideways, cards cut
+# at the chat's edge, a title or an option cut short, the message box below the fold, their own
+# picture scrolled out of the chat.
+LAYOUT_JS = """() => {
+    const chat = document.querySelector('#crs-chat').getBoundingClientRect();
+    const lists = document.querySelectorAll('#crs-chat .crs-cards');
+    const cards = lists.length ? [...lists[lists.length - 1].querySelectorAll('.crs-card')] : [];
+    const cut = (el) => el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1;
+    const thumbs = document.querySelectorAll('#crs-chat [data-testid=user] .crs-thumbs img');
+    const thumb = thumbs.length ? thumbs[thumbs.length - 1].getBoundingClientRect() : null;
+    const options = [...document.querySelectorAll('#crs-options button')].filter((b) => b.offsetParent);
+    return {
+        sideways: document.documentElement.scrollWidth - window.innerWidth,
+        cards: cards.length,
+        cardsCut: cards.filter((c) => { const r = c.getBoundingClientRect();
+                                        return r.left < chat.left - 1 || r.right > chat.right + 1; }).length,
+        titlesCut: cards.filter((c) => cut(c.querySelector('.crs-name'))).length,
+        optionsCut: options.filter(cut).length,
+        inputBottom: document.querySelector('#crs-input').getBoundingClientRect().bottom,
+        height: window.innerHeight,
+        thumbInView: thumb === null ? null : thumb.top >= chat.top && thumb.bottom <= chat.bottom,
+    };
+}"""
 
 
-def test_chat_page_takes_an_image_shows_items_and_offers_options(app: AppServer, page: Page, shots: Path) -> None:
+@contextmanager
+def browser_page(browser: Browser, viewport: dict[str, int]) -> Iterator[Page]:
+    """A fresh context and page at ``viewport``; JavaScript errors on it fail the test."""
+    context = browser.new_context(viewport=viewport)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def open_chat(page: Page, url: str) -> None:
+    """Load the page and wait for its own signal that it is usable (not a fixed sleep)."""
+    page.goto(f"{url}/")
+    page.wait_for_selector("html[data-crs-ready]", state="attached")
+
+
+def send(page: Page, text: str, image: Path | None = None) -> None:
+    """One message through the page's box; returns when the reply is shown (the log holds one
+    more user and one more assistant message) with its pictures loaded."""
     from playwright.sync_api import expect
 
-    page.goto(f"{app.url}/")
-    composer = page.locator(".multimodal-textbox")
-    expect(composer.locator("textarea")).to_be_visible()
     log = page.get_by_role("log", name="chatbot conversation")
-
-    # An image turn: upload through the chat's file input, submit, see the items as cards whose
-    # pictures come from the app's item image route (never a server path).
-    composer.locator("input[type=file]").set_input_files(shape_image(app, "blue-circle-flat"))
-    expect(composer.locator("img")).to_have_count(1)  # the upload's preview in the box
+    before = log.locator("[data-testid=user]").count()
+    composer = page.locator("#crs-input")
+    if image is not None:
+        composer.locator("input[type=file]").set_input_files(image)
+        expect(composer.locator("img")).to_have_count(1)  # the upload's preview in the box
+    composer.locator("textarea").fill(text)
     composer.get_by_role("button", name="Submit").click()
-    expect(log.locator("[data-testid=user] img")).to_have_count(1)
-    cards = log.locator("[data-testid=bot] .crs-card")
-    expect(cards.first).to_be_visible()
-    page.wait_for_function("""() => {
-        const imgs = [...document.querySelectorAll('[data-testid=bot] .crs-card img')];
-        return imgs.length > 0 && imgs.every((img) => img.complete && img.naturalWidth > 0);
-    }""")
-    sources = [cards.nth(i).locator("img").get_attribute("src") for i in range(cards.count())]
-    assert all(src.startswith("/api/v1/items/") and src.endswith("/image") for src in sources), sources
-    assert cards.first.locator(".crs-name").inner_text().startswith("1. ")
+    expect(log.locator("[data-testid=user]")).to_have_count(before + 1)
+    expect(log.locator("[data-testid=bot]")).to_have_count(before + 1)
+    pictures_loaded(page)
 
-    # A text turn that asks, in a fresh session (after a picture the policy may well just show
-    # more items): the question's options become buttons; clicking one answers it.
-    page.get_by_role("button", name="Start over").click()
-    expect(log.locator("[data-testid=user]")).to_have_count(0)
-    composer.locator("textarea").fill("a sticker")
-    composer.locator("textarea").press("Enter")
-    expect(log.locator("[data-testid=user]").last).to_have_text("a sticker")
-    options = page.get_by_role("button", name=OPTION_NAMES)
-    expect(options.first).to_be_visible()
-    option = options.first.inner_text().strip()
-    bot_messages = log.locator("[data-testid=bot]").count()
-    options.first.click()
-    expect(log.locator("[data-testid=user]").last).to_have_text(option)
-    expect(log.locator("[data-testid=bot]")).not_to_have_count(bot_messages)
-    expect(page.locator(".toast-body")).to_have_count(0)  # gradio shows errors as toasts
-    page.wait_for_timeout(300)  # let the last message settle before the picture
-    page.screenshot(path=str(shots / "gradio-chat.png"), full_page=True)
+
+def pictures_loaded(page: Page) -> None:
+    page.wait_for_function("""() => [...document.querySelectorAll('#crs-chat img')]
+        .every((img) => img.complete && img.naturalWidth > 0)""")
+
+
+def click_option(page: Page, name: str | re.Pattern[str]) -> str:
+    """Answer the open question with its option ``name``; returns the option's label."""
+    from playwright.sync_api import expect
+
+    log = page.get_by_role("log", name="chatbot conversation")
+    before = log.locator("[data-testid=user]").count()
+    option = page.locator("#crs-options").get_by_role("button", name=name).first
+    label = option.inner_text().strip()
+    option.click()
+    expect(log.locator("[data-testid=bot]")).to_have_count(before + 1)
+    pictures_loaded(page)
+    return label
+
+
+def like(page: Page, number: int) -> str:
+    """Like the ``number``-th card (from 1) of the latest reply; returns its title."""
+    from playwright.sync_api import expect
+
+    card = page.locator("#crs-chat .crs-cards").last.locator(".crs-card").nth(number - 1)
+    item_id = card.get_attribute("data-item-id")
+    title = card.locator(".crs-name").inner_text().split(". ", 1)[1]
+    card.get_by_role("button", name=f"Like {title}", exact=True).click()
+    expect(page.locator("#crs-note")).to_contain_text(f"Noted: you like \u201c{title}\u201d")
+    # The server's re-render, not only the click's own highlight, shows the verdict.
+    expect(page.locator(f'#crs-chat .crs-card[data-item-id="{item_id}"] button[data-vote=like]').last) \
+        .to_have_attribute("aria-pressed", "true")
+    return title
+
+
+def screenshot(page: Page, path: Path) -> None:
+    page.screenshot(path=str(path))
+    small_png(path)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_chat_page_shows_cards_keeps_the_picture_and_fits_the_screen(app: AppServer, browser: Browser, shots: Path,
+                                                                    size: str) -> None:
+    from playwright.sync_api import expect
+
+    with browser_page(browser, SIZES[size]) as page:
+        open_chat(page, app.url)
+        chat = page.locator("#crs-chat")
+        log = page.get_by_role("log", name="chatbot conversation")
+        # No stray controls over the conversation: gradio's clear and copy icons are gone.
+        expect(chat.get_by_role("button", name=re.compile("Clear|Copy"))).to_have_count(0)
+
+        # An image turn: the picture stays in the person's bubble (a thumbnail, no server path),
+        # the items come as cards with whole pictures from the app's item route, full titles,
+        # reasons and like/dislike.
+        send(page, "like this but in outline", shape_image(app, "blue-circle-flat"))
+        bubble = log.locator("[data-testid=user]").last
+        expect(bubble).to_contain_text("like this but in outline")
+        assert bubble.locator("img").get_attribute("src").startswith("data:image/")
+        cards = page.locator("#crs-chat .crs-cards").last.locator(".crs-card")
+        assert cards.count() == 5
+        sources = [cards.nth(i).locator("img").get_attribute("src") for i in range(cards.count())]
+        assert all(src.startswith("/api/v1/items/") and src.endswith("/image") for src in sources), sources
+        assert cards.first.locator(".crs-name").inner_text().startswith("1. ")
+        expect(cards.first.locator(".crs-reason")).not_to_be_empty()
+        fit = page.evaluate(LAYOUT_JS)
+        assert fit["sideways"] <= 0 and fit["cardsCut"] == 0 and fit["titlesCut"] == 0, fit
+        assert fit["inputBottom"] <= fit["height"], f"the message box is below the fold: {fit}"
+        assert fit["thumbInView"] is True, f"the person's picture scrolled out of the chat: {fit}"
+
+        # Like, on the card itself.
+        like(page, 2)
+        screenshot(page, shots / f"page-shapes-{size}.png")
+
+        # "Start over" empties the chat and the box: nothing waiting there carries over.
+        page.locator("#crs-input input[type=file]").set_input_files(shape_image(app, "red-star-flat"))
+        expect(page.locator("#crs-input img")).to_have_count(1)
+        page.get_by_role("button", name="Start over").click()
+        expect(log.locator("[data-testid=user]")).to_have_count(0)
+        expect(page.locator("#crs-input img")).to_have_count(0)
+
+        # A text turn that asks: the options are buttons with their whole names; one answers it.
+        send(page, "a sticker")
+        expect(log.locator("[data-testid=user]").last).to_have_text("a sticker")
+        expect(page.locator("#crs-options").get_by_role("button", name=OPTION_NAMES).first).to_be_visible()
+        fit = page.evaluate(LAYOUT_JS)
+        assert fit["optionsCut"] == 0 and fit["sideways"] <= 0 and fit["inputBottom"] <= fit["height"], fit
+        option = click_option(page, OPTION_NAMES)
+        expect(log.locator("[data-testid=user]").last).to_have_text(option)
+        expect(page.locator(".toast-body")).to_have_count(0)  # gradio shows errors as toasts
+
+
+def test_first_start_shows_the_build_progress_then_the_chat(browser: Browser, tmp_path: Path, shots: Path) -> None:
+    """While the app gets ready the page shows the build's progress, takes no message and waits
+    for nothing; when ready it loads by itself (a test double plays the warm-up)."""
+    from playwright.sync_api import expect
+
+    from crs.settings import Settings
+    from crs.web.services import Services
+    from retrieval.progress import BuildProgress
+
+    db_url = f"sqlite:///{tmp_path / 'crs.db'}"
+    ingest_shapes(db_url, tmp_path / "shapes")
+    warming = WarmingUp(Services(Settings(db_url=db_url, catalog="shapes", embedder="fake")))
+    warming.progress = BuildProgress("encoding pictures", 1200, 4000, elapsed_s=60.0)
+    with app_in_process(warming) as url, browser_page(browser, SIZES["1280"]) as page:
+        page.goto(f"{url}/")
+        banner = page.locator("#crs-banner")
+        expect(banner).to_contain_text("encoding pictures: 1200/4000 items, about 140 s left")
+        expect(page.locator("#crs-input textarea")).to_be_disabled()
+        warming.progress = BuildProgress("encoding pictures", 3000, 4000, elapsed_s=150.0)
+        expect(banner).to_contain_text("3000/4000 items, about 50 s left")  # the page polls
+        screenshot(page, shots / "page-first-start-shapes.png")
+
+        warming.real.dm  # what the warm-up does: open the models and the index
+        warming.ready = True
+        page.wait_for_selector("html[data-crs-ready]", state="attached")
+        expect(banner).to_be_hidden()
+        expect(page.locator("#crs-input textarea")).to_be_enabled()
+        send(page, "a sticker")
+        expect(page.locator(".toast-body")).to_have_count(0)
+    assert warming.warm_ups >= 1
 
 
 # ---- (b) the widget on another origin, allowed by CORS ------------------------------------------

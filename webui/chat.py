@@ -54,7 +54,10 @@ STORAGE_KEY = "crs-chat-session"
 READ_SESSION_JS = f"() => [window.sessionStorage.getItem('{STORAGE_KEY}') || '']"
 WRITE_SESSION_JS = (f"(id) => {{ if (id) {{ window.sessionStorage.setItem('{STORAGE_KEY}', id); }} "
                     f"else {{ window.sessionStorage.removeItem('{STORAGE_KEY}'); }} return []; }}")
-WRITE_TITLE_JS = "(title) => { if (title) { document.title = title; } return []; }"
+# The title arrives with the page's first full load: from then on the page is usable, which
+# `<html data-crs-ready>` tells scripts and browser tests (the banner is gone, the box takes input).
+WRITE_TITLE_JS = ("(title) => { if (title) { document.title = title; "
+                  "document.documentElement.dataset.crsReady = 'true'; } return []; }")
 # Card votes and keeping the latest exchange in view; a function gradio runs once on load.
 PAGE_JS = (ASSETS_DIR / "webui" / "page.js").read_text(encoding="utf-8")
 POLL_S = 1.0  # how often the banner asks how far the build is
