@@ -192,7 +192,7 @@ def _has(value: Any, wanted: str) -> bool:
 def _held(facts: CatalogFacts | None, attribute: str, value: Any) -> str:
     """What the item has for ``attribute``, in words ("yellow and orange"; "none" when nothing)."""
     values = value if isinstance(value, list) else [] if value is None else [value]
-    names = [_display(facts, attribute, str(v)) for v in values]
+    names = [format(v, "g") if isinstance(v, float) else _display(facts, attribute, str(v)) for v in values]
     return " and ".join(names[:2]) if names else "none"
 
 
@@ -247,13 +247,15 @@ def reason(hit: SearchHit, belief: BeliefState, facts: CatalogFacts | None = Non
 
 
 TITLE_SEPARATOR = " \u00b7 "  # "kissing cat · 3D"
+TITLE_ATTRIBUTES = 2  # attributes a repeated title may carry before namesakes are numbered
 
 
 def distinct_titles(hits: list[SearchHit], facts: CatalogFacts | None = None) -> list[str]:
     """Each hit's title; where titles repeat within the list, each carries what tells it apart
-    from its namesakes ("kissing cat · Flat", "kissing cat · 3D"): the value of the attribute that
-    separates most of them (categorical ones before multi-valued, then the schema's order), by its
-    display name, and which namesake it is ("version 2") where no attribute does."""
+    from its namesakes ("kissing cat · Flat", "kissing cat · 3D"): the values, by their display
+    names, of up to :data:`TITLE_ATTRIBUTES` attributes picked greedily (the one separating most
+    namesakes first; values before numbers, single values before lists, then the schema's order),
+    and which namesake it is ("version 2") where they do not tell all apart."""
     titles = [h.title for h in hits]
     groups: dict[str, list[int]] = {}
     for n, title in enumerate(titles):
@@ -263,20 +265,31 @@ def distinct_titles(hits: list[SearchHit], facts: CatalogFacts | None = None) ->
         if len(members) < 2:
             continue
         names = {a for n in members for a in hits[n].attributes}
-        shown = [a for a in order if a in names] + sorted(names - set(order))
+        listed = [a for a in order if a in names] + sorted(names - set(order))
 
         def words(n: int, attribute: str) -> str:
-            return _held(facts, attribute, hits[n].attributes.get(attribute))
+            value = hits[n].attributes.get(attribute)
+            held = _held(facts, attribute, value)
+            # A number needs its name to mean anything beside a title ("year 1948").
+            return f"{_label(facts, attribute)} {held}" if isinstance(value, (int, float)) else held
 
-        def rank(attribute: str) -> tuple[int, int, int]:
+        def rank(attribute: str) -> tuple[int, int, int, int]:
+            is_number = any(isinstance(hits[n].attributes.get(attribute), (int, float)) for n in members)
             is_list = any(isinstance(hits[n].attributes.get(attribute), list) for n in members)
-            return -len({words(n, attribute) for n in members}), int(is_list), shown.index(attribute)
+            return int(is_number), -len({words(n, attribute) for n in members}), int(is_list), listed.index(attribute)
 
-        usable = [a for a in shown if not _is_keywords(facts, a) and len({words(n, a) for n in members}) > 1]
-        best = min(usable, key=rank) if usable else None
+        chosen: list[str] = []
+        tags: dict[int, tuple[str, ...]] = {n: () for n in members}
+        for attribute in sorted((a for a in listed if not _is_keywords(facts, a)), key=rank):
+            if len(chosen) == TITLE_ATTRIBUTES or len(set(tags.values())) == len(members):
+                break
+            extended = {n: tags[n] + (words(n, attribute),) for n in members}
+            if len(set(extended.values())) > len(set(tags.values())):
+                chosen.append(attribute)
+                tags = extended
         for number, n in enumerate(members, start=1):
-            tag = words(n, best) if best is not None else ""
-            if best is None or sum(words(m, best) == tag for m in members) > 1:
+            tag = ", ".join(tags[n])
+            if sum(tags[m] == tags[n] for m in members) > 1:
                 # Nothing the catalog records tells these apart (two drawings of one subject in
                 # one set): say which of the namesakes it is.
                 tag = (tag + ", " if tag else "") + f"version {number}"
@@ -285,12 +298,12 @@ def distinct_titles(hits: list[SearchHit], facts: CatalogFacts | None = None) ->
 
 
 def _is_keywords(facts: CatalogFacts | None, attribute: str) -> bool:
-    """Free keywords (too many values to ask about) and numbers tell items apart, but not in a way
-    a title should show."""
+    """Free keywords and other attributes nobody is asked about (an emoji's code point) tell items
+    apart, but not in words a title should show; numbers (a film's year) do."""
     if facts is None or attribute not in facts.attributes:
         return False
     info = facts.attributes[attribute]
-    return info.kind == "numeric" or info not in facts.askable()
+    return info.kind != "numeric" and info.name not in {a.name for a in facts.askable()}
 
 
 def reply_items(hits: list[SearchHit], belief: BeliefState, facts: CatalogFacts | None = None,
