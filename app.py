@@ -179,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
                                      parser=args.parser, reader=args.reader, writer=args.writer,
                                      cors_origins=origins)
         served = Services(settings)
+        # A first run loads the demo catalog into the store here (~10 s): say so, or the console
+        # stays blank before the server even answers.
+        print(f"opening catalog {settings.catalog!r} ...", file=sys.stderr, flush=True)
         catalog = served.catalog  # a missing catalog or an unusable database fails here, at once
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
