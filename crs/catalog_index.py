@@ -20,6 +20,7 @@ callback: "reading the catalog", "indexing words", "encoding texts", "encoding p
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -52,6 +53,7 @@ from .store.models import Catalog, Item
 log = logging.getLogger(__name__)
 
 SEED_DIR = DEMO_DIR / "vectors"
+SEED_MANIFEST = "manifest.json"
 
 
 def seed_dir() -> Path | None:
@@ -217,7 +219,8 @@ def export_seed(store: Store, catalog: Catalog, embedder: Embedder, out: Path = 
 
     Only the rows of the catalog's current items are written, and every one must be in the
     local cache already (``crs index`` fills it): exporting never encodes, so it takes seconds,
-    and a seed never holds vectors of items that are gone. Returns what was written, per file.
+    and a seed never holds vectors of items that are gone. Returns the manifest it writes
+    beside them (the catalog's content hash, and rows and bytes per file).
     """
     items = embed_items(store, catalog)
     texts = [item.text for item in items]
@@ -230,5 +233,10 @@ def export_seed(store: Store, catalog: Catalog, embedder: Embedder, out: Path = 
     for encoder, hashes in parts:
         cached = cached_rows(encoder, hashes, cache_file(feature_cache_dir(catalog.name), encoder.name))
         path = write_seed(out, encoder, hashes, cached.vectors, cached.label_ids, cached.label_probs)
-        written[encoder.name] = {"file": str(path), "rows": len(hashes), "bytes": path.stat().st_size}
-    return written
+        written[encoder.name] = {"file": path.name, "rows": len(hashes), "bytes": path.stat().st_size}
+    # Which catalog file the seed was made from: a test compares it with the demo's, so a demo
+    # change that is not followed by an export fails in CI instead of silently encoding for minutes.
+    manifest = {"catalog": catalog.name, "content_hash": catalog.content_hash, "items": len(items),
+                "embedder": embedder.name, "files": written}
+    (out / SEED_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
