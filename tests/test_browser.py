@@ -120,6 +120,7 @@ def computed_styles(page: Page, selectors: list[str]) -> dict[str, dict[str, str
 # buttons are found by their names (the shapes catalog's attribute values, or "any").
 OPTION_NAMES = re.compile(r"^(%s|any)$" % "|".join(SHAPES + tuple(COLOURS) + STYLES))
 SIZES = {"1280": {"width": 1280, "height": 860}, "390": {"width": 390, "height": 844}}
+CARDS_PER_ROW = {"1280": 5, "390": 3}  # five cards side by side on a desktop, three on a phone
 
 # What a person would see go wrong, measured in the browser: the page scrolling sideways, cards cut
 # at the chat's edge, a title or an option cut short, the message box below the fold, their own
@@ -135,6 +136,8 @@ LAYOUT_JS = """() => {
     return {
         sideways: document.documentElement.scrollWidth - window.innerWidth,
         cards: cards.length,
+        perRow: cards.filter((c) => Math.abs(c.getBoundingClientRect().top
+                                             - cards[0].getBoundingClientRect().top) < 2).length,
         cardsCut: cards.filter((c) => { const r = c.getBoundingClientRect();
                                         return r.left < chat.left - 1 || r.right > chat.right + 1; }).length,
         titlesCut: cards.filter((c) => cut(c.querySelector('.crs-name'))).length,
@@ -219,6 +222,15 @@ def like(page: Page, number: int) -> str:
     return title
 
 
+def fits(page: Page, size: str) -> dict[str, Any]:
+    """The page at ``size`` shows what it should without cuts (LAYOUT_JS); returns the measures."""
+    fit = page.evaluate(LAYOUT_JS)
+    assert fit["sideways"] <= 0 and fit["cardsCut"] == 0 and fit["titlesCut"] == 0 and fit["optionsCut"] == 0, fit
+    assert fit["perRow"] >= min(fit["cards"], CARDS_PER_ROW[size]), f"cards squeezed into a column: {fit}"
+    assert fit["inputBottom"] <= fit["height"], f"the message box is below the fold: {fit}"
+    return fit
+
+
 def screenshot(page: Page, path: Path) -> None:
     page.screenshot(path=str(path))
     small_png(path)
@@ -249,9 +261,7 @@ def test_chat_page_shows_cards_keeps_the_picture_and_fits_the_screen(app: AppSer
         assert all(src.startswith("/api/v1/items/") and src.endswith("/image") for src in sources), sources
         assert cards.first.locator(".crs-name").inner_text().startswith("1. ")
         expect(cards.first.locator(".crs-reason")).not_to_be_empty()
-        fit = page.evaluate(LAYOUT_JS)
-        assert fit["sideways"] <= 0 and fit["cardsCut"] == 0 and fit["titlesCut"] == 0, fit
-        assert fit["inputBottom"] <= fit["height"], f"the message box is below the fold: {fit}"
+        fit = fits(page, size)
         assert fit["thumbInView"] is True, f"the person's picture scrolled out of the chat: {fit}"
 
         # Like, on the card itself.
@@ -269,8 +279,7 @@ def test_chat_page_shows_cards_keeps_the_picture_and_fits_the_screen(app: AppSer
         send(page, "a sticker")
         expect(log.locator("[data-testid=user]").last).to_have_text("a sticker")
         expect(page.locator("#crs-options").get_by_role("button", name=OPTION_NAMES).first).to_be_visible()
-        fit = page.evaluate(LAYOUT_JS)
-        assert fit["optionsCut"] == 0 and fit["sideways"] <= 0 and fit["inputBottom"] <= fit["height"], fit
+        fits(page, size)
         option = click_option(page, OPTION_NAMES)
         expect(log.locator("[data-testid=user]").last).to_have_text(option)
         expect(page.locator(".toast-body")).to_have_count(0)  # gradio shows errors as toasts
@@ -462,3 +471,96 @@ def test_widget_demo_page_takes_pasted_and_dropped_images(app: AppServer, page: 
     latest = latest_reply(page)
     assert latest["replies"] == 1 and latest["errors"] == 0, latest
     assert latest["cards"] or latest["options"], latest
+
+
+# ---- the demo catalog, as a new user meets it: the README's screenshots --------------------------
+
+DEMO_HOME = Path.home() / ".crs"
+DEMO_SHOTS = ("first-start", "sleepy-cat", "image-3d", "second-blue", "like")
+
+
+def demo_services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The demo catalog with the index cached in ~/.crs, on a copy of its database (the sessions
+    this test writes stay out of it). Skips when there is no cached index for exactly these rows:
+    this test never builds one (that takes a quarter of an hour)."""
+    import json
+    import sqlite3
+
+    from crs.catalog_index import catalog_fingerprint
+    from crs.settings import Settings
+    from crs.web.services import Services
+
+    cached = sorted((DEMO_HOME / "index" / "demo").glob("aligned-*/text.faiss.json"))
+    if not (DEMO_HOME / "crs.db").is_file() or len(cached) != 1:
+        pytest.skip(f"no cached demo index in {DEMO_HOME} (`crs index` builds it)")
+    monkeypatch.setenv("CRS_HOME", str(DEMO_HOME))  # the index and feature caches; the database is a copy
+    copy = tmp_path / "demo.db"
+    with sqlite3.connect(DEMO_HOME / "crs.db") as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    services = Services(Settings(db_url=f"sqlite:///{copy}", catalog="demo"))
+    if catalog_fingerprint(services.store, services.catalog) != json.loads(cached[0].read_text())["fingerprint"]:
+        pytest.skip("the cached demo index is for other rows of the demo catalog; this test never builds one")
+    return services
+
+
+def until_cards(page: Page) -> None:
+    """Answer what the assistant asks (its first option) until it shows items, at most twice."""
+    for _ in range(2):
+        if page.locator("#crs-chat .crs-cards").count() and not page.locator("#crs-options").is_visible():
+            return
+        if not page.locator("#crs-options").is_visible():
+            return
+        click_option(page, re.compile(r".+"))
+
+
+@pytest.mark.slow
+def test_demo_walkthrough_at_1280_and_390_px(browser: Browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             shots: Path) -> None:
+    """The cases of issue 16 on the demo catalog, each saved as page-<case>-<width>.png: the first
+    start (its progress from a warm-up double), 'a sleepy cat sticker', a picture with 'like this,
+    but in 3D', 'the second one, but blue', and a like."""
+    from playwright.sync_api import expect
+
+    from retrieval.progress import BuildProgress
+    from webui.session import catalog_examples
+
+    services = demo_services(tmp_path, monkeypatch)
+    warming = WarmingUp(services)
+    with app_in_process(warming) as url:
+        for size in SIZES:
+            with browser_page(browser, SIZES[size]) as page:
+                warming.ready = False
+                warming.progress = BuildProgress("encoding pictures", 4870, 12330, elapsed_s=260.0)
+                page.goto(f"{url}/")
+                expect(page.locator("#crs-banner")).to_contain_text("encoding pictures: 4870/12330 items")
+                screenshot(page, shots / f"page-first-start-{size}.png")
+                dm = services.dm  # the warm-up's work (the models load on the first open only)
+                picture = next(e for e in catalog_examples(dm) if e.image).image
+                warming.ready = True
+                page.wait_for_selector("html[data-crs-ready]", state="attached")
+                expect(page.locator("#crs-banner")).to_be_hidden()
+
+                send(page, "a sleepy cat sticker")
+                assert page.locator("#crs-chat .crs-cards").count() or page.locator("#crs-options").is_visible()
+                fits(page, size)
+                screenshot(page, shots / f"page-sleepy-cat-{size}.png")
+
+                page.get_by_role("button", name="Start over").click()
+                expect(page.get_by_role("log", name="chatbot conversation").locator("[data-testid=user]")) \
+                    .to_have_count(0)
+                send(page, "like this, but in 3D", Path(picture))
+                until_cards(page)
+                fits(page, size)
+                screenshot(page, shots / f"page-image-3d-{size}.png")
+
+                send(page, "the second one, but blue")
+                until_cards(page)
+                fits(page, size)
+                screenshot(page, shots / f"page-second-blue-{size}.png")
+
+                like(page, 1)
+                fits(page, size)
+                screenshot(page, shots / f"page-like-{size}.png")
+                expect(page.locator(".toast-body")).to_have_count(0)
+    saved = [shots / f"page-{case}-{size}.png" for case in DEMO_SHOTS for size in SIZES]
+    assert all(path.is_file() for path in saved)
