@@ -15,7 +15,7 @@ from crs.turn import Message, Question, ReplyItem
 
 ITEMS = (ReplyItem("red-star", "Red star", "", 0.5, "Red", 1), ReplyItem("blue-star", "Blue star", "", 0.4, "", 2),
          ReplyItem("red-circle", "Red circle", "", 0.3, "", 3))
-QUESTION = Question("colour", ["red", "blue", "any"], "Which colour would you like? For example red or blue.")
+QUESTION = Question("colour", ["red", "blue", "any"], "Which colour would you like?.")
 DRAFTS = {
     "ask": ReplyDraft("ask", question=QUESTION),
     "ask after a picture": ReplyDraft("ask", caption="a red flat star sticker", question=QUESTION),
@@ -95,8 +95,8 @@ class TestTemplateReplyWriter(ReplyWriterContract):
         assert isinstance(dm.writer, TemplateReplyWriter) and dm.writer is dm.default_writer
 
     @pytest.mark.parametrize("kind, text", [
-        ("ask", "Which colour would you like? For example red or blue."),
-        ("ask after a picture", "I see a red flat star sticker. Which colour would you like? For example red or blue."),
+        ("ask", "Which colour would you like?."),
+        ("ask after a picture", "I see a red flat star sticker. Which colour would you like?."),
         ("recommend", "Here are 3 I think you will like."),
         ("recommend one", "Here is 1 I think you will like."),
         ("recommend nothing", "Nothing in the catalog matches all of that. Could you drop one of your wishes?"),
