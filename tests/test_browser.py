@@ -106,6 +106,19 @@ def latest_reply(page: Page) -> dict[str, int]:
     }""")
 
 
+def open_widget(page: Page) -> Any:
+    """Open the widget's panel and wait until it takes a message: while it reads the catalog's
+    intro (and a stored session) it is busy and ignores Enter, which under load once lost the
+    message a test typed at once."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name=f"Open chat: {WIDGET_TITLE}").click()
+    panel = page.get_by_role("dialog", name=WIDGET_TITLE)
+    expect(panel).to_be_visible()
+    expect(panel).to_have_attribute("aria-busy", "false")
+    return panel
+
+
 def computed_styles(page: Page, selectors: list[str]) -> dict[str, dict[str, str]]:
     return page.evaluate("""([selectors, properties]) => Object.fromEntries(selectors.map((s) => {
         const style = getComputedStyle(document.querySelector(s));
@@ -332,9 +345,7 @@ def test_widget_on_another_origin_asks_recommends_and_takes_feedback(app: AppSer
 
     page.goto(f"{shop}/")
     launcher = page.get_by_role("button", name=f"Open chat: {WIDGET_TITLE}")
-    launcher.click()
-    panel = page.get_by_role("dialog", name=WIDGET_TITLE)
-    expect(panel).to_be_visible()
+    panel = open_widget(page)
     expect(page.get_by_role("textbox", name="Message")).to_be_focused()
 
     # A text turn: the assistant asks, with its options as buttons.
@@ -424,7 +435,7 @@ def test_widget_on_a_refused_origin_says_so_in_the_panel(app: AppServer, sites: 
 
     refused = sites["refused"].origin
     page.goto(f"{refused}/")
-    page.get_by_role("button", name=f"Open chat: {WIDGET_TITLE}").click()
+    open_widget(page)
     page.get_by_role("textbox", name="Message").fill("hello")
     page.keyboard.press("Enter")
     error = page.get_by_role("dialog", name=WIDGET_TITLE).get_by_role("alert")
@@ -434,7 +445,7 @@ def test_widget_on_a_refused_origin_says_so_in_the_panel(app: AppServer, sites: 
 
     # A server that is not there at all reads differently.
     page.goto(f"{sites['allowed'].origin}/dead")
-    page.get_by_role("button", name=f"Open chat: {WIDGET_TITLE}").click()
+    open_widget(page)
     page.get_by_role("textbox", name="Message").fill("hello")
     page.keyboard.press("Enter")
     expect(page.get_by_role("alert")).to_contain_text("Cannot reach the assistant at http://127.0.0.1:")
@@ -446,7 +457,7 @@ def test_widget_demo_page_takes_pasted_and_dropped_images(app: AppServer, page: 
     from playwright.sync_api import expect
 
     page.goto(f"{app.url}/widget-demo")
-    page.get_by_role("button", name=f"Open chat: {WIDGET_TITLE}").click()
+    open_widget(page)
     panel = page.get_by_role("dialog", name=WIDGET_TITLE)
     png = list(shape_image(app, "red-star-flat").read_bytes())
     # Synthetic clipboard and drop events carrying a real PNG file, as a browser builds them.
