@@ -47,6 +47,7 @@ from .catalog.browse import item_attributes
 from .catalog.ingest import item_image_path
 from .catalog.item_text import item_text
 from .config import DEMO_DIR, crs_home, feature_cache_dir
+from .errors import UserError
 from .store import Store
 from .store.models import Catalog, Item
 
@@ -223,6 +224,8 @@ def export_seed(store: Store, catalog: Catalog, embedder: Embedder, out: Path = 
     beside them (the catalog's content hash, and rows and bytes per file).
     """
     items = embed_items(store, catalog)
+    if not items:
+        raise UserError(f"catalog {catalog.name!r} has no items to export")
     texts = [item.text for item in items]
     images = [item.image for item in items if item.image is not None]
     parts: list[tuple[Encoder, list[str]]] = [(embedder.cached_text_encoder,
@@ -231,7 +234,10 @@ def export_seed(store: Store, catalog: Catalog, embedder: Embedder, out: Path = 
         parts.append((embedder.cached_image_encoder, list(dict.fromkeys(image_fingerprint(p) for p in images))))
     written: dict[str, object] = {}
     for encoder, hashes in parts:
-        cached = cached_rows(encoder, hashes, cache_file(feature_cache_dir(catalog.name), encoder.name))
+        try:
+            cached = cached_rows(encoder, hashes, cache_file(feature_cache_dir(catalog.name), encoder.name))
+        except ValueError as exc:  # rows missing from the cache: the message says what to run
+            raise UserError(str(exc)) from None
         path = write_seed(out, encoder, hashes, cached.vectors, cached.label_ids, cached.label_probs)
         written[encoder.name] = {"file": path.name, "rows": len(hashes), "bytes": path.stat().st_size}
     # Which catalog file the seed was made from: a test compares it with the demo's, so a demo

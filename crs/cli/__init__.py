@@ -47,6 +47,17 @@ def cmd_catalog_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_vectors(args: argparse.Namespace) -> int:
+    from crs.catalog_index import SEED_DIR, export_seed  # the logic, and its tests, live there
+    from retrieval.embedder import load_embedder
+
+    store = open_store(args.db)
+    manifest = export_seed(store, open_catalog(store, args.catalog or DEMO_CATALOG), load_embedder(),
+                           Path(args.out) if args.out else SEED_DIR)
+    print(json.dumps(manifest, indent=2))
+    return 0
+
+
 def cmd_build_demo(args: argparse.Namespace) -> int:
     from demo_build import build as demo_build  # heavy and network-bound: only imported when asked for
     from demo_build.sources import default_cache_dir
@@ -103,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--cache", help="where downloaded packages are kept (default: $CRS_DEMO_CACHE or "
                        "~/.cache/crs/demo-sources)")
     build.set_defaults(run=cmd_build_demo)
+    export = catalog.add_parser("export-vectors", help="write the catalog's cached encodings, quantised, as the "
+                                "seed a fresh install starts from (default: assets/demo/vectors)")
+    _common(export)
+    export.add_argument("--out", default=None, help="folder to write (default: assets/demo/vectors)")
+    export.set_defaults(run=cmd_export_vectors)
     movies = catalog.add_parser("build-movies", help="write the films catalog (items.jsonl + schema.json) from "
                                 "bokeh_sampledata's movies.db (pip install -e '.[films]')")
     movies.add_argument("--out", default="films", help="output folder (default: ./films)")
