@@ -24,7 +24,7 @@ from crs.web.services import NotReady, Services
 from retrieval.progress import BuildProgress
 
 API = "/api/v1"
-FAST_S = 1.0  # far below any build; the calls below touch no lock the build holds
+FAST_S = 5.0  # a blocked call would wait the 30 s the build is held; 5 s leaves room for a loaded machine
 
 
 class HeldBuild:
