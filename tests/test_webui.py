@@ -20,6 +20,7 @@ from crs.settings import Settings
 from crs.turn import Critique
 from retrieval.multimodal import ScoredItem
 from retrieval.progress import BuildProgress
+from tests.browser_support import WarmingUp  # the app during a first start, played by the test
 from webui.cards import plain_markdown, reply_for_clients, reply_html
 from webui.chat import MAX_OPTIONS, build_chat_ui, messages, on_arrival, on_page_load, parse_vote, render
 from webui.session import ChatTabs, TabState
@@ -331,28 +332,6 @@ def test_only_the_client_api_is_public(services: Services) -> None:
     assert "dm" not in services._opened  # building the page opened nothing
 
 
-class WarmingUp:
-    """The page's view of an app still getting ready: the test sets ``ready``, ``progress`` and
-    ``warm_up_error``; ``dm`` counts as a failure, since nothing may wait for it meanwhile."""
-
-    def __init__(self, services: Services) -> None:
-        self.settings = services.settings
-        self.real = services
-        self.ready = False
-        self.progress: BuildProgress | None = None
-        self.warm_up_error: str | None = None
-        self.warm_ups = 0
-
-    @property
-    def dm(self):
-        if not self.ready:
-            raise AssertionError("the page asked for the dialogue manager before the app was ready")
-        return self.real.dm
-
-    def start_warm_up(self) -> None:
-        self.warm_ups += 1
-
-
 def arrival(values: list[Any]) -> dict[str, Any]:
     """on_arrival()'s flat list (Page.arrival(): the outputs, heading, title, box, banner, timer)."""
     assert len(values) == 5 + MAX_OPTIONS + 5
@@ -417,3 +396,13 @@ def test_the_persons_picture_comes_back_as_a_small_thumbnail(tmp_path: Path) -> 
     assert thumbnail_url(str(clear)).startswith("data:image/png;base64,")  # keeps its transparency
     big.unlink()
     assert thumbnail_url(str(big)) == ""  # deleted by the janitor: the bubble shows the text alone
+
+
+def test_the_page_and_the_widget_draw_the_same_thumbs() -> None:
+    """The page's cards copy the widget's like/dislike icons (webui.cards); a change to one must
+    reach the other, or the two clients' cards drift apart."""
+    from crs.config import ASSETS_DIR
+    from webui.cards import DISLIKE_ICON, LIKE_ICON
+
+    widget = re.sub(r"'\s*\+\s*'", "", (ASSETS_DIR / "widget" / "widget.js").read_text())
+    assert f"up: '{LIKE_ICON}'" in widget and f"down: '{DISLIKE_ICON}'" in widget
