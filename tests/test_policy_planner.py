@@ -164,3 +164,26 @@ def test_the_dialogue_counts_pages_rejected_with_and_without_a_reason(shapes_cat
     dm.respond(session, Message("none of these"))
     dm.respond(session, Message("like the second but blue"))
     assert [c.page_replies for c in seen] == [(0, 0), (0, 1), (1, 1)]
+
+
+def test_words_that_name_items_get_a_page_before_any_question() -> None:
+    """'a sleepy cat sticker': the catalog's own words hold the wish (``named``), so plain search
+    finds it; the first reply is a page, as for a named attribute value."""
+    policy = load_policy("eig")
+    assert isinstance(policy.decide(context(k=2)), Ask)  # vague: a question
+    named = policy.decide(context(k=2, named=True))
+    assert isinstance(named, Recommend) and "first page" in named.why
+
+
+def test_no_question_when_the_next_page_likely_holds_the_item() -> None:
+    """Three turns, pages of 2: three pages find the item 94% of the time, asking 'kind' (it
+    names the pair) then a page 100%, so the lookahead asks; but the top page already holds 54%
+    of the belief: a page goes first (issue 16: ask only when a page would likely miss)."""
+    facts = kinds_facts()
+    p = np.array([0.27, 0.27, 0.1, 0.1, 0.1, 0.1, 0.03, 0.03])
+    busy = PolicyContext(facts, Candidates(facts.ids, np.zeros(8), p), k=2)
+    shown = PlannedEIGPolicy(noise=0.0, early=False, turns=3).decide(busy)
+    assert isinstance(shown, Recommend) and "54%" in shown.why and "no question needed" in shown.why
+    # Under a bar above 54% the lookahead decides: it asks.
+    asked = PlannedEIGPolicy(noise=0.0, early=False, turns=3, page_hit=0.6).decide(busy)
+    assert isinstance(asked, Ask) and asked.attribute == "kind"
