@@ -11,7 +11,10 @@ session resumes after a restart exactly where it was.
 
 Contradictions resolve in favour of the latest message: requiring a value removes it from the
 excluded ones and the other way round; a new requirement on an attribute replaces the old one;
-liking an item un-dislikes it.
+liking an item un-dislikes it. A wish that no item meets together with a new message's wishes was
+about something else and is dropped (:meth:`BeliefState.drop_topic`; which ones:
+:meth:`crs.posterior.Posterior.stale_wishes`). A shown item named beside a change ("the second
+one, but blue") is a pick.
 
 Constraints are *soft-hard*: retrieval filters by them, but the posterior (:mod:`crs.posterior`)
 only multiplies a violating item by a small factor, so one wrong answer does not lose the item

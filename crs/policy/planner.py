@@ -35,9 +35,11 @@ The planner assumes a rejected page tells nothing but "not these" (the field's p
 people often say why ("like the second but blue"), and then a page tells more than a question
 (and questions risk wrong answers). So, around the planner:
 
-* once the person has named something (a settled attribute), the first reply is a page
-  (``probe``): how it is answered says which kind of person this is; a vague opening gets a
-  question;
+* once the person has named something (a settled attribute, or words the catalog's items hold:
+  ``named``), the first reply is a page (``probe``): plain search finds such things, and how the
+  page is answered says which kind of person this is; a vague opening gets a question;
+* a question only when the next page would likely miss: when the belief gives the next page at
+  least ``page_hit`` chance of holding the item, it is shown, whatever a question is worth;
 * a person who has rejected pages with a reason at least as often as without one is followed:
   it recommends (``follow_critiques``);
 * otherwise a page's value also counts the chance that its rejection comes with a reason
