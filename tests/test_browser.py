@@ -139,7 +139,8 @@ CARDS_PER_ROW = {"1280": 5, "390": 3}  # five cards side by side on a desktop, t
 # at the chat's edge, a title or an option cut short, the message box below the fold, their own
 # picture scrolled out of the chat.
 LAYOUT_JS = """() => {
-    const chat = document.querySelector('#crs-chat').getBoundingClientRect();
+    const shown = document.querySelector('#crs-chat');  // hidden while the app gets ready
+    const chat = shown ? shown.getBoundingClientRect() : {left: 0, right: innerWidth, top: 0, bottom: innerHeight};
     const lists = document.querySelectorAll('#crs-chat .crs-cards');
     const cards = lists.length ? [...lists[lists.length - 1].querySelectorAll('.crs-card')] : [];
     const cut = (el) => el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1;
@@ -316,6 +317,7 @@ def test_first_start_shows_the_build_progress_then_the_chat(browser: Browser, tm
         banner = page.locator("#crs-banner")
         expect(banner).to_contain_text("encoding pictures: 1200/4000 items, about 140 s left")
         expect(page.locator("#crs-input textarea")).to_be_disabled()
+        expect(page.locator("#crs-chat")).to_be_hidden()  # nothing to talk to yet: the banner takes its place
         warming.progress = BuildProgress("encoding pictures", 3000, 4000, elapsed_s=150.0)
         expect(banner).to_contain_text("3000/4000 items, about 50 s left")  # the page polls
         screenshot(page, shots / "page-first-start-shapes.png")
@@ -544,6 +546,8 @@ def test_demo_walkthrough_at_1280_and_390_px(browser: Browser, tmp_path: Path, m
                 warming.progress = BuildProgress("encoding pictures", 4870, 12330, elapsed_s=260.0)
                 page.goto(f"{url}/")
                 expect(page.locator("#crs-banner")).to_contain_text("encoding pictures: 4870/12330 items")
+                expect(page.locator("#crs-chat")).to_be_hidden()
+                fits(page, size)
                 screenshot(page, shots / f"page-first-start-{size}.png")
                 dm = services.dm  # the warm-up's work (the models load on the first open only)
                 picture = next(e for e in catalog_examples(dm) if e.image).image

@@ -346,7 +346,10 @@ def test_while_the_app_gets_ready_the_page_shows_progress_and_waits_for_nothing(
     assert warming.warm_ups == 1  # someone must make it ready: a server started without a warm-up
     assert first["banner"].visible is True and "Loading the models" in first["banner"].value
     assert first["timer"].active is True and first["textbox"].interactive is False
-    assert all(value == gr.skip() for value in first["page"] + [first["heading"], first["title"]])
+    # The chat waits hidden (the banner takes its place); nothing else changes.
+    assert isinstance(first["page"][2], gr.Chatbot) and first["page"][2].visible is False
+    unchanged = first["page"][:2] + first["page"][3:] + [first["heading"], first["title"]]
+    assert all(value == gr.skip() for value in unchanged)
 
     warming.progress = BuildProgress("encoding pictures", 1200, 4000, elapsed_s=60.0)
     polled = arrival(on_arrival(warming, tabs, ""))
@@ -357,7 +360,8 @@ def test_while_the_app_gets_ready_the_page_shows_progress_and_waits_for_nothing(
     ready = arrival(on_arrival(warming, tabs, ""))
     assert ready["banner"].visible is False and ready["timer"].active is False
     assert ready["heading"] == "## Coloured shapes" and ready["textbox"].interactive is True
-    assert isinstance(ready["page"][2], gr.Chatbot) and ready["page"][2].examples
+    chat = ready["page"][2]
+    assert isinstance(chat, gr.Chatbot) and chat.examples and chat.visible is True
 
 
 def test_a_failed_warm_up_is_shown_and_the_page_stays_usable(services: Services) -> None:
@@ -367,6 +371,7 @@ def test_a_failed_warm_up_is_shown_and_the_page_stays_usable(services: Services)
     assert warming.warm_ups == 0 and failed["timer"].active is False
     assert "Could not get ready" in failed["banner"].value and "&lt;in&gt;" in failed["banner"].value
     assert failed["textbox"].interactive is True  # a message retries, and its error shows as a toast
+    assert failed["page"][2].visible is True
 
 
 @pytest.mark.parametrize(("raw", "vote"), [

@@ -134,7 +134,7 @@ def render(state: TabState, examples: list[Example] | None = None, intro: ChatIn
     ``intro`` (with them) its placeholder."""
     options = state.option_labels
     chat: Any = messages(state) if examples is None else gr.Chatbot(
-        messages(state), examples=chat_examples(examples),
+        messages(state), examples=chat_examples(examples), visible=True,
         **({"placeholder": intro.placeholder} if intro is not None else {}))
     out: list[Any] = [state, state.session_id, chat, plain_markdown(state.note), gr.Row(visible=bool(options))]
     out += [gr.Button(value=options[n], visible=True) if n < len(options) else gr.Button(visible=False)
@@ -161,7 +161,10 @@ def on_arrival(services: HasDialogue, tabs: ChatTabs, stored_id: str) -> list[An
         error = services.warm_up_error
         if error is None:
             services.start_warm_up()  # a no-op when the server started it; else someone must
-        keep = [gr.skip() for _ in range(5 + MAX_OPTIONS + 2)]
+        # The chat shows only once there is someone to talk to: meanwhile the banner takes its
+        # place, and the message box stays on a phone's first screen below it.
+        keep = [gr.skip(), gr.skip(), gr.Chatbot(visible=error is not None),
+                *(gr.skip() for _ in range(2 + MAX_OPTIONS + 2))]
         if error is not None:
             return [*keep, gr.MultimodalTextbox(interactive=True), gr.HTML(failure_html(error), visible=True),
                     gr.Timer(active=False)]
