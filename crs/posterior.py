@@ -102,8 +102,7 @@ class Posterior:
         and a wish nothing can meet beside the new ones was about something else: "a sleepy cat",
         then "red hearts" (no red heart's words hold "sleepy" or "cat"). A text counts as met by
         an item whose own words hold any of its words (the lexical index); one that no item holds
-        tells nothing either way, and a message of text alone makes only earlier texts stale. A
-        message about a shown item ("the second one, but blue") goes
+        tells nothing either way. A message about a shown item ("the second one, but blue") goes
         on from it: nothing is stale."""
         lexical = self.searcher.index.lexical
         if critique.references or critique.accept is not None or not (critique.require or critique.text.strip()):
@@ -122,14 +121,19 @@ class Posterior:
             held = self._holding(lexical, text)
             if held is not None and not (held & new).any():
                 texts.append(text)
+        # Earlier stated values give way to the message's values, or to a phrase that names items
+        # by every one of its words ("a sleepy cat" after "red hearts": no sleeping cat is a red
+        # heart). A single word does not overrule a stated value: it is as often a modifier as a
+        # new subject ("more sleepy" after "a cat face"), and a word the catalog uses in passing
+        # ("the second one" with nothing shown) must not undo "3D".
+        phrase = len([w for w in re.findall(r"[a-z0-9]+", critique.text.lower()) if w not in STOPWORDS]) >= 2
+        subject = new if critique.require else self._naming(critique.text) if phrase else None
         attributes = []
-        for attribute, values in belief.require.items() if critique.require else ():
-            # A text alone does not overrule a stated value: a word the catalog uses in passing
-            # ("the second one" with nothing shown) must not undo "3D".
+        for attribute, values in belief.require.items() if subject is not None else ():
             if attribute in critique.require or attribute not in self.facts.attributes \
                     or self.facts.attributes[attribute].kind == "numeric":
                 continue
-            if not (self.facts.has_value(attribute, values, self.facts.ids) & new).any():
+            if not (self.facts.has_value(attribute, values, self.facts.ids) & subject).any():
                 attributes.append(attribute)
         return texts, attributes
 
@@ -137,18 +141,21 @@ class Posterior:
         """Whether some catalog item's own words hold every word of one of ``texts`` (each word
         or a form of it: "sleepy" is held by "sleeping"): the person named something the catalog
         has, so plain search finds it and a page can go first (the policies' ``named``)."""
+        return any(self._naming(text) is not None for text in texts)
+
+    def _naming(self, text: str) -> np.ndarray | None:
+        """Per catalog item (facts order): whether its own words hold every word of ``text`` (or
+        a form of it); None when no item's do (or there is no lexical index)."""
         lexical = self.searcher.index.lexical
-        if lexical is None:
-            return False
+        words = [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOPWORDS]
+        if lexical is None or not words:
+            return None
+        held = np.ones(lexical.size, dtype=bool)
+        for word in words:
+            held &= np.logical_or.reduce([_lexical_scores(lexical, form) > 0 for form in _forms(word)])
         rows = lexical.rows_of(self.facts.ids)
-        for text in texts:
-            held = np.ones(lexical.size, dtype=bool)
-            words = [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOPWORDS]
-            for word in words:
-                held &= np.logical_or.reduce([_lexical_scores(lexical, form) > 0 for form in _forms(word)])
-            if words and held[rows[rows >= 0]].any():
-                return True
-        return False
+        named = np.where(rows >= 0, held[np.maximum(rows, 0)], False)
+        return named if named.any() else None
 
     def _holding(self, lexical, text: str) -> np.ndarray | None:  # type: ignore[no-untyped-def]
         """Per catalog item (facts order): whether its words hold any word of ``text``; None when

@@ -205,3 +205,18 @@ def test_demo_the_second_one_but_blue_keeps_the_second_and_claims_blue_only_of_b
         claims_blue = item.reason.lower().startswith("blue") or ", blue" in item.reason.lower().split(";")[0]
         assert claims_blue == ("blue" in values.get("colour", [])), (item.title, item.reason)
         assert "3d" not in item.reason  # display names only: "3D"
+
+
+@demo
+@pytest.mark.timeout(1500)
+def test_demo_a_new_subject_by_text_drops_the_old_values_but_a_modifier_does_not(demo_dm) -> None:
+    session = demo_dm.start()
+    demo_dm.respond(session, Message("red hearts"))
+    reply = demo_dm.respond(session, Message("a sleepy cat"))
+    for item in reply.items:  # no item claims a heart or red it was not asked for any more
+        values = demo_dm.facts.values_of([item.item_id])[0]
+        assert values.get("subcategory") != "heart" and "heart" not in item.reason.lower(), item.title
+    session = demo_dm.start()
+    demo_dm.respond(session, Message("a cat face"))
+    demo_dm.respond(session, Message("more sleepy"))
+    assert demo_dm.belief(session).require.get("subcategory") == ["cat face"]
