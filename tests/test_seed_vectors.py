@@ -252,3 +252,35 @@ def test_trusted_pictures_skip_the_decode_and_store_the_same_rows(catalog_dir: P
     ingest(fast, catalog_dir / "items.jsonl", IngestOptions(format="jsonl", trusted_images=trusted))
     assert rows(fast) == expected
     assert all(not ref or ref.startswith("http") for ref in decoded)  # no local picture was decoded
+
+
+# -- exporting a seed from a warm cache -----------------------------------------------------------
+
+def test_export_writes_the_catalogs_rows_and_a_fresh_home_builds_from_them(shapes_catalog, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from crs.catalog_index import export_seed, open_index
+    from crs.errors import UserError
+    from retrieval.embedder import load_embedder
+
+    store, catalog = shapes_catalog
+    embedder = load_embedder("fake")
+    monkeypatch.setenv("CRS_HOME", str(tmp_path / "cold"))
+    with pytest.raises(UserError, match="lacks 24 of 24 rows"):  # nothing encoded yet: nothing to export
+        export_seed(store, catalog, embedder, tmp_path / "seed")
+    warm, _ = open_index(store, catalog, embedder)
+    manifest = export_seed(store, catalog, embedder, tmp_path / "seed")
+    assert manifest["catalog"] == "shapes" and manifest["items"] == 24
+    assert set(manifest["files"]) == {embedder.cached_text_encoder.name, embedder.cached_image_encoder.name}
+    assert json.loads((tmp_path / "seed" / "manifest.json").read_text()) == manifest
+
+    # A fresh home with that seed builds the same index without encoding anything.
+    monkeypatch.setenv("CRS_HOME", str(tmp_path / "fresh"))
+    monkeypatch.setenv("CRS_SEED_VECTORS", str(tmp_path / "seed"))
+    seen: list[BuildProgress] = []
+    embedder.cached_text_encoder.calls.clear()
+    embedder.cached_image_encoder.calls.clear()
+    seeded, status = open_index(store, catalog, embedder, progress=seen.append)
+    assert status.built and not [p for p in seen if p.stage.startswith("encoding")]
+    assert embedder.cached_text_encoder.calls == [] and embedder.cached_image_encoder.calls == []
+    query = embedder.query("a red circle")
+    assert [hit.id for hit in seeded.search(query, k=3)] == [hit.id for hit in warm.search(query, k=3)]
