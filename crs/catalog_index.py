@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -44,27 +43,17 @@ from retrieval.multimodal import MultimodalIndex
 from retrieval.vector_index import IndexFileError, IndexKind
 
 from .catalog.browse import item_attributes
+from .catalog.demo import SEED_DIR, seed_dir
 from .catalog.ingest import item_image_path
 from .catalog.item_text import item_text
-from .config import DEMO_DIR, crs_home, feature_cache_dir
+from .config import crs_home, feature_cache_dir
 from .errors import UserError
 from .store import Store
 from .store.models import Catalog, Item
 
 log = logging.getLogger(__name__)
 
-SEED_DIR = DEMO_DIR / "vectors"
 SEED_MANIFEST = "manifest.json"
-
-
-def seed_dir() -> Path | None:
-    """The shipped vectors' folder; ``CRS_SEED_VECTORS`` names another, or ``none`` for none
-    (the benchmark's cold run without them). Rows are matched by input hash, so the demo's
-    seed is safe to offer any catalog: only items with the same text or picture use it."""
-    value = os.environ.get("CRS_SEED_VECTORS", "").strip()
-    if value.lower() == "none":
-        return None
-    return Path(value) if value else SEED_DIR
 
 
 @dataclass(frozen=True)

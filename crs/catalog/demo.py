@@ -6,6 +6,7 @@ from exactly those bytes) are not decoded again (see ``IngestOptions.trusted_ima
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -18,6 +19,19 @@ from ..errors import UserError
 from ..store import Store
 from ..store.models import Catalog
 from .ingest import IngestOptions, catalog_content_hash, ingest
+
+
+SEED_DIR = DEMO_DIR / "vectors"
+
+
+def seed_dir() -> Path | None:
+    """The shipped vectors' folder; ``CRS_SEED_VECTORS`` names another, or ``none`` for none
+    (the benchmark's cold run without them). Rows are matched by input hash, so the demo's
+    seed is safe to offer any catalog: only items with the same text or picture use it."""
+    value = os.environ.get("CRS_SEED_VECTORS", "").strip()
+    if value.lower() == "none":
+        return None
+    return Path(value) if value else SEED_DIR
 
 
 class CatalogNotFound(UserError, LookupError):
@@ -61,6 +75,14 @@ def ensure_demo(store: Store, demo_dir: Path = DEMO_DIR, progress: ProgressFn | 
         return False
     ingest(store, catalog_file, IngestOptions(format="jsonl", catalog=DEMO_CATALOG, schema_path=schema_file,
                                               replace=True, fetch_images=False,
-                                              trusted_images=seed_image_hashes(demo_dir / "vectors")),
+                                              trusted_images=_trusted_pictures(demo_dir)),
            progress=progress)
     return True
+
+
+def _trusted_pictures(demo_dir: Path) -> frozenset[str]:
+    # The demo's own seed when it is in use (CRS_SEED_VECTORS=none: every picture is decoded).
+    folder = seed_dir()
+    if folder is None:
+        return frozenset()
+    return seed_image_hashes(folder if demo_dir == DEMO_DIR else demo_dir / "vectors")
