@@ -92,7 +92,9 @@ class LexicalIndex:
         """Every item's BM25 score for ``words`` divided by the best one, in ``ids`` order:
         1 for the best match, 0 for items sharing no word (all 0 when nothing matches)."""
         vocab = self.retriever.vocab_dict
-        query = [vocab[w] for w in dict.fromkeys(tokens([words])[0]) if w in vocab]
+        # bm25s turns a text of one letter or digits only into "", which is in its vocabulary
+        # but not in its score table: such a word matches nothing, so it is dropped here.
+        query = [vocab[w] for w in dict.fromkeys(tokens([words])[0]) if w and w in vocab]
         if not query or self.size == 0:
             return np.zeros(self.size, dtype=np.float32)
         raw = np.asarray(self.retriever.get_scores_from_ids(query), dtype=np.float32)

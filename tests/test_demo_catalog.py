@@ -34,7 +34,7 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 def test_assets_fit_the_size_budget() -> None:
     total = sum(p.stat().st_size for p in ASSETS_DIR.rglob("*") if p.is_file())
-    assert total <= 32 * 1024 * 1024, f"assets/ is {total / 2**20:.1f} MiB"
+    assert total <= 40 * 1024 * 1024, f"assets/ is {total / 2**20:.1f} MiB"
 
 
 def test_licenses_and_attribution_are_shipped() -> None:

@@ -149,3 +149,11 @@ def test_fusion_without_pictures_gives_the_picture_weight_to_the_spaces_there() 
     assert no_pictures.search(Query(images=q[None]), k=3) == []
     with pytest.raises(ValueError, match="visual vectors need image vectors"):
         ItemVectors(ids, text, None, text)
+
+
+@pytest.mark.parametrize("words", ["a", "7", "a 7", "x"])
+def test_one_letter_or_digit_only_messages_match_nothing_instead_of_failing(words: str) -> None:
+    # bm25s turns such a text into an empty token that its score table lacks (it raised ValueError).
+    index = LexicalIndex.build(np.array([1, 2, 3]), ["a red apple", "film 7 of the year", "x marks the spot"])
+    assert index.scores(words).shape == (3,)
+    assert index.scores(f"{words} apple")[0] == 1.0

@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 LOG_EVERY_S = 15.0
 
+WARM_UP_FAILED = ("the catalog, models or database could not be opened (the reason is in the server log); "
+                  "sending a message tries again")
+
+
 class ServiceUnavailable(UserError):
     """The store, catalog, models or index could not be opened with these settings; the message
     says why (a missing catalog, a locked database, a bad embedder spec). Requests that need them
@@ -94,7 +98,8 @@ class Services:
 
     @property
     def catalog(self) -> Catalog:
-        return self._once("catalog", lambda: assemble.open_settings_catalog(self.store, self.settings))
+        return self._once("catalog", lambda: assemble.open_settings_catalog(self.store, self.settings,
+                                                                             progress=self._report))
 
     @property
     def searcher(self) -> CatalogSearch:
@@ -192,7 +197,9 @@ class Services:
             # Measured without it: ~1 s for the first text turn, ~2-3 s for the first image turn.
             self.dm.warm_up()
         except Exception as exc:  # the first request that needs it raises it again, to its caller
-            self.warm_up_error = str(exc)
+            # Shown on the page: one sentence, never the exception's text (it may name files,
+            # hosts or a database URL); the full reason goes to the server log below.
+            self.warm_up_error = WARM_UP_FAILED
             self.progress = None  # the build stopped: its last report would read as still going
             log.exception("warm-up failed; requests that need the dialogue manager will retry")
         finally:
