@@ -25,7 +25,6 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ import numpy as np
 from retrieval.encoders.base import Encoder, ImageEncoder, TextEncoder
 from retrieval.images import image_fingerprint
 from retrieval.progress import ProgressClock, ProgressFn
+from retrieval.npz_files import save_npz_atomically
 from retrieval.seed_vectors import read_seed
 
 __all__ = [
@@ -325,13 +325,5 @@ def _write_cache(path: Path, encoder: Encoder, rows: dict[str, _Row], with_label
             if hashes
             else np.zeros((0, LABELS_TOP), np.float32)
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside the target then renamed: a crash never leaves a half-written cache.
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_npz_atomically(path, arrays)
+

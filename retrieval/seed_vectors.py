@@ -25,7 +25,6 @@ import json
 import logging
 import lzma
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.encoders.base import Encoder, ImageEncoder
+from retrieval.npz_files import save_npz_atomically
 
 __all__ = ["SeedRow", "read_seed", "write_seed", "seed_image_hashes", "quantise", "dequantise", "weights_id",
            "SEED_VERSION"]
@@ -142,15 +142,7 @@ def write_seed(folder: str | os.PathLike, encoder: Encoder, hashes: Sequence[str
         arrays["label_ids"] = np.asarray(label_ids, dtype=np.int16)
         arrays["label_probs"] = np.asarray(label_probs, dtype=np.float16)  # shown to 2 digits at most
     path = seed_file(folder, encoder.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_npz_atomically(path, arrays, compressed=True)
     return path
 
 

@@ -1,27 +1,20 @@
 """The API load benchmark runs end to end (a real server, real HTTP) on the shapes catalog, and its leak check can fail."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
 
 import httpx
 import pytest
+from tests.benchmark_support import load_benchmark
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "api_load.py"
 
 
 def load_script() -> ModuleType:
-    # Registered in sys.modules before exec: its dataclasses look their module up while being created.
-    spec = importlib.util.spec_from_file_location("api_load_bench", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark(SCRIPT)
 
 
 @pytest.mark.network

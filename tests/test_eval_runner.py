@@ -6,8 +6,6 @@ Helpers here (``run_config``, ``comparable``) are shared by test_eval_cli and te
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,6 +20,7 @@ from crs.store.models import ChatSession, EvalConversation, EvalRun, EvalTurn
 from simulators.results import ConversationResult
 from simulators.runner import TIMING_FIELDS, evaluate
 from simulators.sharding import RunConfig, run_shard
+from tests.benchmark_support import load_benchmark
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "eval_throughput.py"
 
@@ -167,12 +166,7 @@ def test_compare_runs_every_baseline_on_the_same_plans(shapes_catalog) -> None:
 
 
 def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("eval_throughput_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark(BENCH)
 
 
 def test_the_throughput_benchmark_runs_on_the_shapes_catalog(shapes_catalog) -> None:

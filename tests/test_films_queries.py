@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,19 +11,14 @@ import pytest
 
 from crs.cli import main
 from crs.config import ASSETS_DIR
+from tests.benchmark_support import load_benchmark
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "films_queries.py"
 SAMPLE = ASSETS_DIR / "films-sample"
 
 
 def load_script() -> ModuleType:
-    # Registered in sys.modules before exec: its dataclasses look their module up while being created.
-    spec = importlib.util.spec_from_file_location("films_queries_bench", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark(SCRIPT)
 
 
 @pytest.fixture(scope="module")

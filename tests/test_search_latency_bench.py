@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from tests.benchmark_support import load_benchmark
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "search_latency.py"
 
 
 def load_script() -> ModuleType:
-    # Registered in sys.modules before exec: its dataclasses look their module up while being created.
-    spec = importlib.util.spec_from_file_location("search_latency_bench", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark(SCRIPT)
 
 
 def check_figures(bench: ModuleType, report: dict, n: int) -> None:

@@ -2,24 +2,18 @@
 fresh CRS_HOME (cold, then warm), polled over HTTP until ready."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from tests.benchmark_support import load_benchmark
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "time_to_ready.py"
 
 
 def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("time_to_ready_bench", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being created
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark(SCRIPT)
 
 
 @pytest.mark.network

@@ -2,9 +2,7 @@
 data, its exact-intent comparison is right, and the benchmark runs end to end (no accuracy asserted)."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections import Counter
 from functools import cache
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 from crs.catalog.schema import normalise_value
 from crs.config import ASSETS_DIR
 from crs.turn import Critique, Reference, Relative
+from tests.benchmark_support import load_benchmark
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "understanding.py"
 DATA = {"demo": (ASSETS_DIR / "demo" / "catalog.jsonl", ASSETS_DIR / "demo" / "schema.json"),
@@ -23,13 +22,7 @@ DATA = {"demo": (ASSETS_DIR / "demo" / "catalog.jsonl", ASSETS_DIR / "demo" / "s
 
 
 def load_script() -> ModuleType:
-    # Registered in sys.modules before exec: its dataclasses look their module up while being created.
-    spec = importlib.util.spec_from_file_location("understanding_bench", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark(SCRIPT)
 
 
 bench = load_script()
