@@ -162,3 +162,20 @@ def test_a_failed_warm_up_leaves_no_stale_progress(shapes_catalog, monkeypatch: 
         response = client.post(f"{API}/sessions")
         assert response.status_code == 503 and response.json() == {"detail": UNAVAILABLE}
         assert "/srv/private" not in response.text
+
+
+def test_after_the_index_the_models_loading_is_a_stage_of_its_own(shapes_catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Between the index's last report and ready, the dialogue manager and its models load for
+    # 10-20 s on 2 cores: the banner must not sit on "writing the index: N/N" meanwhile.
+    store, _ = shapes_catalog
+    seen: list[str] = []
+    real = assemble.build_dialogue_manager
+
+    def build_dm(*args: Any, **kwargs: Any) -> Any:
+        seen.append(services.progress.stage if services.progress else "")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(assemble, "build_dialogue_manager", build_dm)
+    services = Services(Settings(db_url=store.url, catalog="shapes", embedder="fake", k=3))
+    services.start_warm_up().join(timeout=60)
+    assert services.ready and seen == ["loading the models"]

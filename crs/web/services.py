@@ -180,7 +180,12 @@ class Services:
             log.info("index: %s", progress)
 
     def _open_dm(self) -> DialogueManager:
-        return assemble.build_dialogue_manager(self.store, self.searcher, self.settings)
+        searcher = self.searcher  # opens (or builds) the index, reporting as it goes
+        # What follows until ready reports nothing of its own (~10-20 s on 2 cores: the stages,
+        # the query encoder, the reader's value prototypes): said as a stage of one step, so the
+        # banner and /health do not sit on "writing the index: 12330/12330" meanwhile.
+        self._report(BuildProgress("loading the models", 0, 1, unit="step"))
+        return assemble.build_dialogue_manager(self.store, searcher, self.settings)
 
     # -- warm-up ----------------------------------------------------------------------------------------
 
