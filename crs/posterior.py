@@ -126,7 +126,7 @@ class Posterior:
         # heart). A single word does not overrule a stated value: it is as often a modifier as a
         # new subject ("more sleepy" after "a cat face"), and a word the catalog uses in passing
         # ("the second one" with nothing shown) must not undo "3D".
-        phrase = len([w for w in re.findall(r"[a-z0-9]+", critique.text.lower()) if w not in STOPWORDS]) >= 2
+        phrase = len(_content_words(critique.text)) >= 2
         subject = new if critique.require else self._naming(critique.text) if phrase else None
         attributes = []
         for attribute, values in belief.require.items() if subject is not None else ():
@@ -147,12 +147,12 @@ class Posterior:
         """Per catalog item (facts order): whether its own words hold every word of ``text`` (or
         a form of it); None when no item's do (or there is no lexical index)."""
         lexical = self.searcher.index.lexical
-        words = [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOPWORDS]
+        words = _content_words(text)
         if lexical is None or not words:
             return None
         held = np.ones(lexical.size, dtype=bool)
         for word in words:
-            held &= np.logical_or.reduce([_lexical_scores(lexical, form) > 0 for form in _forms(word)])
+            held &= np.logical_or.reduce([lexical.scores(form) > 0 for form in _forms(word)])
         rows = lexical.rows_of(self.facts.ids)
         named = np.where(rows >= 0, held[np.maximum(rows, 0)], False)
         return named if named.any() else None
@@ -162,7 +162,7 @@ class Posterior:
         no item's do (or there is no lexical index)."""
         if lexical is None or not text.strip():
             return None
-        scores = _lexical_scores(lexical, text)
+        scores = lexical.scores(text)
         rows = lexical.rows_of(self.facts.ids)
         held = np.where(rows >= 0, scores[np.maximum(rows, 0)] > 0, False)
         return held if held.any() else None
@@ -222,11 +222,6 @@ def _forms(word: str) -> list[str]:
     return list(dict.fromkeys([word, stem, stem + "ing", stem + "y", stem + "ed", stem + "s"]))
 
 
-def _lexical_scores(lexical, words: str) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """``lexical.scores(words)``, all zero where bm25s refuses a word its vocabulary lists but
-    its score table lacks (it raises ValueError for such token ids): such a word is held by no
-    item, and the turn goes on."""
-    try:
-        return lexical.scores(words)
-    except ValueError:
-        return np.zeros(lexical.size, dtype=np.float32)
+def _content_words(text: str) -> list[str]:
+    """The words of ``text`` that can name something (stop words dropped), lower case."""
+    return [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOPWORDS]
