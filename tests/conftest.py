@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# The PostgreSQL fixtures (postgres_server_url, postgres_url, store_url), for every test module.
+from tests.postgres_support import postgres_server_url, postgres_url, store_url  # noqa: F401
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 # Never reach a model hub from tests; models must come from installed packages or tmp dirs.

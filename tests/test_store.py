@@ -13,8 +13,8 @@ from crs.store.migrations import MIGRATIONS
 from crs.store.models import Base, SchemaMigration
 
 
-def test_migrations_are_recorded_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'a.db'}"
+def test_migrations_are_recorded_once(store_url: str) -> None:
+    url = store_url
     store = open_store(url)
     with store.session() as session:
         names = list(session.scalars(select(SchemaMigration.name)))
@@ -24,9 +24,9 @@ def test_migrations_are_recorded_once(tmp_path: Path) -> None:
         assert list(session.scalars(select(SchemaMigration.name))) == names
 
 
-def test_migrated_schema_matches_the_models(tmp_path: Path) -> None:
-    """The frozen migration DDL and the ORM models must not drift apart."""
-    store = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+def test_migrated_schema_matches_the_models(store_url: str) -> None:
+    """The frozen migration DDL and the ORM models must not drift apart, on either backend."""
+    store = open_store(store_url)
     inspector = inspect(store.engine)
     for table in Base.metadata.sorted_tables:
         migrated = {c["name"]: c for c in inspector.get_columns(table.name)}
