@@ -6,6 +6,7 @@ Long on purpose: the aligned space's whole contract (training, prefixes, cache, 
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -581,7 +582,7 @@ def test_shipped_weights_load_and_find_items():
     assert meta["catalog"] == "demo" and meta["held_out_metrics"]["text_to_image"]["384"]["queries"] > 500
     assert load_text_encoder("aligned").name == text.name
     demo = Path(__file__).parents[1] / "assets" / "demo"
-    rows = [json.loads(line) for line in (demo / "catalog.jsonl").read_text().splitlines()[:400]]
+    rows = [json.loads(line) for line in gzip.decompress((demo / "catalog.jsonl.gz").read_bytes()).decode().splitlines()[:400]]
     gallery = image.encode([demo / row["image"] for row in rows])
     for row in rows[:: 40]:
         query = text.encode([row["title"].lower()])[0]

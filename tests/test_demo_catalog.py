@@ -1,6 +1,7 @@
 """Integrity of the committed demo catalog (assets/demo) as the store sees it."""
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from collections import Counter, defaultdict
@@ -20,7 +21,7 @@ CODEPOINTS = re.compile(r"^[0-9a-f]{4,6}(-[0-9a-f]{4,6})*$")
 
 @pytest.fixture(scope="module")
 def rows() -> list[dict]:
-    return [json.loads(line) for line in (DEMO_DIR / "catalog.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in gzip.decompress((DEMO_DIR / "catalog.jsonl.gz").read_bytes()).decode().splitlines()]
 
 
 @pytest.fixture(scope="module")

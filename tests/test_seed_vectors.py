@@ -193,7 +193,7 @@ def test_the_shipped_seed_was_made_from_the_current_demo_catalog() -> None:
     from crs.catalog.ingest import catalog_content_hash
 
     manifest = json.loads((DEMO / "vectors" / "manifest.json").read_text())
-    wanted = catalog_content_hash(DEMO / "catalog.jsonl", (DEMO / "schema.json").read_bytes())
+    wanted = catalog_content_hash(DEMO / "catalog.jsonl.gz", (DEMO / "schema.json").read_bytes())
     assert manifest["content_hash"] == wanted, (
         "assets/demo changed since the seed vectors were exported: run `crs index` then "
         "`crs catalog export-vectors`, or the first start encodes for ~15 minutes")

@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
+from crs.catalog.formats import catalog_bytes
 from crs.catalog.schema import normalise_value
 from crs.config import ASSETS_DIR
 from crs.turn import Critique, Reference, Relative
 from tests.benchmark_support import load_benchmark
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "understanding.py"
-DATA = {"demo": (ASSETS_DIR / "demo" / "catalog.jsonl", ASSETS_DIR / "demo" / "schema.json"),
+DATA = {"demo": (ASSETS_DIR / "demo" / "catalog.jsonl.gz", ASSETS_DIR / "demo" / "schema.json"),
         "films": (ASSETS_DIR / "films-sample" / "items.jsonl", ASSETS_DIR / "films-sample" / "schema.json")}
 
 
@@ -36,7 +37,7 @@ def vocabulary(catalog: str) -> tuple[dict[str, str], dict[str, set[str]], set[s
     kinds = {a["name"]: a["kind"] for a in schema["attributes"]}
     values: dict[str, set[str]] = {a["name"]: set(a.get("values", [])) for a in schema["attributes"]}
     ids = set()
-    for line in items_file.read_text().splitlines():
+    for line in catalog_bytes(items_file).decode().splitlines():
         row = json.loads(line)
         ids.add(row["id"])
         for name, value in row["attributes"].items():

@@ -38,8 +38,11 @@ class CatalogNotFound(UserError, LookupError):
     """The named catalog is not in the store (or the demo files are missing)."""
 
 
+DEMO_ROWS = "catalog.jsonl.gz"  # gzipped: 0.5 MB instead of 6.5 MB in assets/ (its 40 MiB budget)
+
+
 def demo_files(demo_dir: Path = DEMO_DIR) -> tuple[Path, Path]:
-    catalog, schema = demo_dir / "catalog.jsonl", demo_dir / "schema.json"
+    catalog, schema = demo_dir / DEMO_ROWS, demo_dir / "schema.json"
     if not catalog.is_file() or not schema.is_file():
         raise CatalogNotFound(f"the demo catalog is missing from {demo_dir}; rebuild it with `crs catalog build-demo`")
     return catalog, schema

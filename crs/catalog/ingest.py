@@ -28,7 +28,7 @@ from ..store import Store
 from ..store.models import Attribute, Catalog, Item, ItemValue
 from .amazon2023 import SCHEMA as AMAZON_SCHEMA
 from .amazon2023 import read_amazon2023
-from .formats import Reader, infer_schema, read_csv, read_jsonl
+from .formats import Reader, catalog_bytes, catalog_stem, infer_schema, read_csv, read_jsonl
 from .images import ImageFetcher, ImageProblem, ResolvedImage, is_url, read_image_file, resolve_image
 from .records import IngestError, ItemRecord, RawRow, RowError, parse_row
 from .schema import CatalogSchema, load_schema
@@ -85,7 +85,7 @@ def ingest(store: Store, path: Path, options: IngestOptions | None = None,
     if schema is None:
         schema, inference_errors = infer_schema(rows)
         errors += inference_errors
-    name = options.catalog or schema.name or path.stem
+    name = options.catalog or schema.name or catalog_stem(path)
     records, row_errors = _records(rows, schema)
     errors += row_errors
     reading.total = len(rows)
@@ -119,7 +119,7 @@ def ingest(store: Store, path: Path, options: IngestOptions | None = None,
 
 
 def catalog_content_hash(path: Path, schema_bytes: bytes) -> str:
-    return hashlib.sha256(path.read_bytes() + schema_bytes).hexdigest()
+    return hashlib.sha256(catalog_bytes(path) + schema_bytes).hexdigest()
 
 
 def _schema_for(path: Path, options: IngestOptions) -> tuple[CatalogSchema | None, bytes]:
