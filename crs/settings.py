@@ -101,7 +101,7 @@ class Settings:
     llm: str | None = None  # e.g. ollama:qwen2.5:7b; None: every stage offline
     policy: str = "eig"
     k: int = 5  # items per recommendation
-    index_kind: str = "auto"  # the vector index: auto (flat, HNSW above 200k items), flat, hnsw, ivf, exact
+    index_kind: str = "auto"  # the vector index: auto (flat, HNSW above 200k items), flat, hnsw, ivf, exact, milvus:URI
     parser: str = ""  # critique parser: rules, llm, fake:SCRIPT.json; "" = llm with an LLM setting, else rules
     reader: str = ""  # image reader: offline, llm, hf:DIR, fake:READING.json; "" = llm with an LLM, else offline
     writer: str = "templates"  # reply writer: templates, fake[:TEXT]

@@ -33,6 +33,9 @@ class Entry(Generic[T]):
     factory: Factory[T]
     usage: str  # how a spec is written, for messages: "clip:PATH_OR_NAME"
     pattern: re.Pattern[str] | None = None  # names such as "ask-3": group 1 is the argument
+    # check_arg(arg) raises ValueError for an argument the factory would refuse, without building
+    # anything (a URI's form, a missing one), so a setting fails before the models load.
+    check_arg: Callable[[str | None], object] | None = None
 
 
 class Registry(Generic[T]):
@@ -45,14 +48,15 @@ class Registry(Generic[T]):
         self._plugins_loaded = entry_point_group is None
 
     def register(self, name: str, factory: Factory[T], usage: str | None = None, *,
-                 pattern: str | None = None) -> None:
+                 pattern: str | None = None, check_arg: Callable[[str | None], object] | None = None) -> None:
         """Add ``name``; ``pattern`` (a regular expression with one group) also accepts names
-        such as ``ask-3`` whose group is the argument."""
+        such as ``ask-3`` whose group is the argument; ``check_arg`` lets :meth:`check` refuse a
+        bad argument as well as a bad name."""
         if not name or ":" in name or name != name.strip():
             raise ValueError(f"{self.part} name must be non-empty, without ':' or surrounding spaces: {name!r}")
         if name in self._entries:
             raise ValueError(f"{self.part} {name!r} is already registered")
-        self._entries[name] = Entry(factory, usage or name, re.compile(pattern) if pattern else None)
+        self._entries[name] = Entry(factory, usage or name, re.compile(pattern) if pattern else None, check_arg)
 
     def create(self, spec: str, /, **context: Any) -> T:
         """The part ``spec`` names; ValueError (listing the valid ones) for an unknown name."""
@@ -62,8 +66,11 @@ class Registry(Generic[T]):
         return entry.factory(arg, **context)
 
     def check(self, spec: str) -> str:
-        """``spec`` if it names a registered part (nothing is built); ValueError otherwise."""
-        self._find(spec.strip())
+        """``spec`` if it names a registered part with an argument it accepts (nothing is built);
+        ValueError otherwise."""
+        entry, arg = self._find(spec.strip())
+        if entry.check_arg is not None:
+            entry.check_arg(arg)
         return spec
 
     def names(self) -> list[str]:

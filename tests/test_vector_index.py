@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import faiss
@@ -10,6 +11,7 @@ import pytest
 from retrieval import vector_index
 from retrieval.exact_index import ExactIndex
 from retrieval.index_kinds import INDEX_BACKENDS, build_index, check_kind, kind_names, load_index
+from retrieval.milvus_index import MilvusIndex
 from retrieval.vector_index import FaissIndex, IndexFileError, VectorIndex, as_matrix
 
 
@@ -309,6 +311,99 @@ class TestExact(VectorIndexContract):
         assert (index.search(np.ones(4, dtype=np.float32), k=2).ids == -1).all()
 
 
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One milvus-lite folder for the session: every index is its own collection in it, named
+    after its content, so tests that build the same data share one collection."""
+    try:
+        import milvus_lite  # noqa: F401
+        import pymilvus  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):  # CI installs .[dev], which has them: missing there is a failure
+            raise
+        pytest.skip("pymilvus and milvus-lite are not installed (pip install '.[milvus]')")
+    return str(tmp_path_factory.mktemp("milvus") / "vectors.db")
+
+
+class TestMilvus(VectorIndexContract):
+    """Milvus (here milvus-lite, the same client API as a cluster), FLAT: exact, as FAISS flat."""
+
+    index_type = "FLAT"
+
+    @pytest.fixture(autouse=True)
+    def _uri(self, milvus_uri: str) -> None:
+        self.uri = milvus_uri
+
+    def make_index(self, matrix: np.ndarray, ids: np.ndarray) -> VectorIndex:
+        return MilvusIndex.build(matrix, ids, self.uri, index_type=self.index_type)
+
+
+class TestMilvusHNSW(TestMilvus):
+    """Milvus's HNSW, as the `auto` rule picks from 200k items: small filters scan exactly."""
+
+    approximate = True
+    index_type = "HNSW"
+
+
+def test_milvus_is_saved_as_a_pointer_and_a_lost_collection_is_refused(milvus_uri: str, tmp_path: Path) -> None:
+    matrix, ids = clustered(50, seed=21), sparse_ids(50, seed=22)
+    index = build_index(matrix, ids, f"milvus:{milvus_uri}")
+    assert isinstance(index, MilvusIndex) and index.kind == "milvus" and index.index_type == "FLAT"
+    again = build_index(matrix, ids, f"milvus:{milvus_uri}")
+    assert again.collection == index.collection  # the same data finds its collection, no copy
+    path = tmp_path / "text.faiss"
+    index.save(path, {"catalog": "c"})
+    sidecar = json.loads(path.with_name("text.faiss.json").read_text())
+    assert (sidecar["uri"], sidecar["collection"], sidecar["size"]) == (milvus_uri, index.collection, 50)
+    assert path.stat().st_size < 50 * DIM * 4  # ids only: the vectors stay in Milvus
+    index.client.drop_collection(index.collection)
+    with pytest.raises(IndexFileError, match="holds nothing"):
+        load_index(path, {"catalog": "c"})
+    path.write_bytes(path.read_bytes()[:-8])
+    with pytest.raises(IndexFileError, match="truncated"):
+        load_index(path, {"catalog": "c"})
+
+
+def test_a_multimodal_index_on_milvus_saves_loads_and_ranks_as_exact(milvus_uri: str, tmp_path: Path) -> None:
+    """The path the app takes (retrieval/multimodal.py): one collection per space, fused scores
+    equal to the exact kind's, and a reload from the saved pointers."""
+    from retrieval.multimodal import ItemVectors, MultimodalIndex, Query
+
+    matrix, ids = clustered(80, seed=31), sparse_ids(80, seed=32)
+    vectors = ItemVectors(ids, matrix, clustered(80, seed=33))
+    on_milvus, exact = MultimodalIndex.build(vectors, f"milvus:{milvus_uri}"), MultimodalIndex.build(vectors, "exact")
+    assert len({space.collection for space in on_milvus.spaces.values()}) == len(on_milvus.spaces) == 2
+    on_milvus.save(tmp_path / "idx", {"catalog": "c"})
+    loaded = MultimodalIndex.load(tmp_path / "idx", {"catalog": "c"}, visual=False)
+    assert all(isinstance(space, MilvusIndex) for space in loaded.spaces.values())
+    query = Query(text=matrix[3], liked=(int(ids[5]),))
+    allowed = ids[::2]
+    for index in (on_milvus, loaded):
+        got = index.search(query, k=5, allowed_ids=allowed)
+        want = exact.search(query, k=5, allowed_ids=allowed)
+        assert [h.id for h in got] == [h.id for h in want]
+        np.testing.assert_allclose([h.score for h in got], [h.score for h in want], atol=1e-5)
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("milvus", "needs a URI: milvus:./vectors.db"),
+    ("milvus:vectors", "must end in .db"),
+    ("milvus:ftp://host/x", "unknown scheme"),
+    ("milvus:http://user:secret@:19530", r"'http://\*\*\*@:19530' names no host"),
+    ("flat:64", "index kind 'flat' takes no argument"),
+])
+def test_a_bad_index_setting_fails_before_anything_is_built(spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        check_kind(spec)
+    assert "secret" not in str(caught.value)
+
+
+def test_a_milvus_setting_is_checked_without_contacting_anything(tmp_path: Path) -> None:
+    assert check_kind("milvus:http://milvus.example:19530") == "milvus:http://milvus.example:19530"
+    assert check_kind(f"milvus:{tmp_path}/v.db") == f"milvus:{tmp_path}/v.db"
+    assert not (tmp_path / "v.db").exists()
+
+
 # -- kinds by name ---------------------------------------------------------------------------------
 
 
@@ -365,8 +460,8 @@ def test_files_of_other_kinds_are_refused_clearly(tmp_path: Path) -> None:
     with pytest.raises(IndexFileError, match="not one of FAISS's"):
         FaissIndex.load(path, {"catalog": "c"})
     sidecar = path.with_name(path.name + ".json")
-    sidecar.write_text(sidecar.read_text().replace('"exact"', '"milvus"'))
-    with pytest.raises(IndexFileError, match="unknown index kind 'milvus'"):
+    sidecar.write_text(sidecar.read_text().replace('"exact"', '"annoy"'))
+    with pytest.raises(IndexFileError, match="unknown index kind 'annoy'"):
         load_index(path, {"catalog": "c"})
 
 
