@@ -75,11 +75,27 @@ def test_the_first_json_object_is_taken_from_prose_fences_and_thinking(reply: st
 @pytest.mark.parametrize("reply, reason", [
     ("I think you want a blue star.", "no JSON in reply"),
     ("", "no JSON in reply (empty)"),
-    ('{"require": {"colour": ["bl', "no complete JSON object in reply"),
+    ('{"require": {"colour": ["bl', "reply cut off or malformed"),
 ])
 def test_a_reply_without_a_json_object_is_an_llm_error(reply: str, reason: str) -> None:
     with pytest.raises(LLMError, match="^" + re.escape(reason)):
         extract_json(reply)
+
+
+@pytest.mark.parametrize("reply", [
+    '{"require": {"colour": ["red"]}, "exclude": {"colour": ["bro',  # cut off by the token limit
+    '{"answer": {"require": {"colour": ["red"]}}',  # the only complete object is nested in an unfinished one
+    'Here it is: {"references": [{"item": 1, "liked": true}',  # a complete object inside an open list
+])
+def test_a_cut_off_or_nested_reply_is_an_llm_error_never_a_part_of_it(reply: str) -> None:
+    with pytest.raises(LLMError, match="^reply cut off or malformed: no complete top-level JSON object"):
+        extract_json(reply)
+
+
+def test_a_cut_off_reply_makes_the_parser_fail_loudly_not_return_an_empty_critique() -> None:
+    cut = '{"require": {"colour": ["red"]}, "exclude": {"colour": ["bro'
+    with pytest.raises(LLMError, match="cut off"):
+        parser(cut).parse("red, not brown", context())
 
 
 def test_llm_error_is_the_stage_failure_the_dialogue_manager_catches() -> None:

@@ -57,6 +57,17 @@ def test_llm_stages_drive_the_conversation_and_fall_back_per_turn(shapes_catalog
     assert history[1]["understanding"]["policy"] == "llm:fake"
 
 
+def test_a_cut_off_reply_is_a_recorded_fallback_and_the_rules_read_the_turn(shapes_catalog, searcher) -> None:
+    cut = '{"require": {"colour": ["red"]}, "exclude": {"colour": ["gre'  # cut at the token limit
+    dm = DialogueManager(shapes_catalog[0], searcher, parser=LLMCritiqueParser(
+        ScriptedChatModel(responses=[cut]), spec="fake"), k=3)
+    session = dm.start()
+    reply = dm.respond(session, Message("a red star, not green"))
+    assert reply.fallbacks and reply.fallbacks[0].startswith("parser: reply cut off or malformed")
+    assert dm.belief(session).require["colour"] == ["red"]  # the rules' reading, not an empty critique
+    assert dm.belief(session).exclude.get("colour") == ["green"]
+
+
 def test_an_llm_image_reading_reaches_the_belief(shapes_catalog, searcher) -> None:
     from PIL import Image
 

@@ -85,21 +85,55 @@ def reply_text(message: BaseMessage) -> str:
 
 
 def extract_json(text: str) -> dict[str, Any]:
-    """The first JSON object in ``text``; :class:`LLMError` if there is none."""
+    """The first complete top-level JSON object in ``text``; :class:`LLMError` if there is none.
+
+    Only an object that opens outside any other brace counts: in a reply cut off by the token
+    limit (``{"require": {"colour": ["red"]}, "exclude": {"colour": ["bro``) the inner
+    ``{"colour": ["red"]}`` is complete, but taking it would turn a broken answer into a
+    different, silently wrong one (here an empty critique). Such a reply is an LLMError, so the
+    turn falls back to the rules and the fallback is recorded.
+    """
     text = _THINK.sub("", text[:MAX_REPLY_CHARS])
     decoder = json.JSONDecoder()
-    start = text.find("{")
-    while start != -1:
+    for start in _top_level_braces(text):
         try:
             value, _ = decoder.raw_decode(text, start)
         except json.JSONDecodeError:
-            value = None
+            continue  # braces in prose ("{not json}"); a later top-level object may still be whole
         if isinstance(value, dict):
             return value
-        start = text.find("{", start + 1)
     if "{" in text:  # most often a reply cut off by the token limit
-        raise LLMError(f"no complete JSON object in reply: {text.strip()[:60]!r}")
+        raise LLMError(f"reply cut off or malformed: no complete top-level JSON object in "
+                       f"{_excerpt(text, text.index('{'))!r}")
     raise LLMError("no JSON in reply" + (f": {text.strip()[:60]!r}" if text.strip() else " (empty)"))
+
+
+def _top_level_braces(text: str) -> list[int]:
+    """Offsets of the ``{`` that open at depth 0 (braces inside JSON strings ignored): an object
+    starting inside an unclosed one is a part of it, never an answer of its own."""
+    starts, depth, in_string, escaped = [], 0, False, False
+    for offset, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"' and depth > 0:  # quotes in prose outside any object are not JSON strings
+            in_string = True
+        elif char == "{":
+            if depth == 0:
+                starts.append(offset)
+            depth += 1
+        elif char == "}" and depth > 0:
+            depth -= 1
+    return starts
+
+
+def _excerpt(text: str, start: int) -> str:
+    tail = text[start:].strip()
+    return tail if len(tail) <= 60 else tail[:28] + " ... " + tail[-28:]
 
 
 def validate(data: dict[str, Any], schema: type[M]) -> M:
