@@ -26,10 +26,18 @@ def crs_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
 
 
 @pytest.fixture
-def store(tmp_path: Path):
+def store(request: pytest.FixtureRequest, tmp_path: Path):
+    """A migrated store: SQLite, or once on SQLite and once on PostgreSQL where the test also uses
+    ``store_url`` (an argument, ``@pytest.mark.usefixtures("store_url")`` or a module's pytestmark)."""
     from crs.store import open_store
 
-    return open_store(f"sqlite:///{tmp_path / 'test.db'}")
+    if "store_url" in request.fixturenames:
+        url = str(request.getfixturevalue("store_url"))
+    else:
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+    opened = open_store(url)
+    yield opened
+    opened.engine.dispose()  # a PostgreSQL test database is dropped next; let go of its connections
 
 
 @pytest.fixture

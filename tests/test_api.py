@@ -35,6 +35,11 @@ def api_app(services: Services) -> FastAPI:
     return app
 
 
+# The tests that keep state in the store (sessions, turns, feedback) run on SQLite and on
+# PostgreSQL: the shapes catalog's `store` follows store_url (tests/postgres_support.py).
+ON_BOTH_STORES = pytest.mark.usefixtures("store_url")
+
+
 @pytest.fixture
 def services(shapes_catalog) -> Services:
     store, _ = shapes_catalog
@@ -78,6 +83,7 @@ def png_header_only(width: int, height: int) -> bytes:
 
 # -- a whole conversation -------------------------------------------------------------------------
 
+@ON_BOTH_STORES
 def test_conversation_text_answer_image_and_feedback(client: TestClient) -> None:
     session = new_session(client)
     first = say(client, session, "a sticker")
@@ -126,6 +132,7 @@ def test_items_carry_relative_image_urls_that_serve_the_picture(client: TestClie
         assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
 
 
+@ON_BOTH_STORES
 def test_feedback_changes_the_next_turn(client: TestClient) -> None:
     rated, control = new_session(client), new_session(client)
     shown = recommend(client, rated)["items"]
@@ -163,6 +170,7 @@ def test_an_empty_file_input_is_ignored(client: TestClient) -> None:
 
 # -- sessions are private -----------------------------------------------------------------------------
 
+@ON_BOTH_STORES
 def test_unknown_session_is_404_everywhere(client: TestClient) -> None:
     for response in (client.get(f"{API}/sessions/nope"),
                      client.post(f"{API}/sessions/nope/messages", data={"text": "hi"}),
@@ -170,6 +178,7 @@ def test_unknown_session_is_404_everywhere(client: TestClient) -> None:
         assert response.status_code == 404 and response.json() == {"detail": "no session 'nope'"}
 
 
+@ON_BOTH_STORES
 def test_concurrent_sessions_are_kept_apart(services: Services) -> None:
     app = api_app(services)
     results: dict[int, tuple[str, list[str], dict]] = {}
@@ -302,6 +311,7 @@ def test_an_oversized_request_is_refused_while_it_arrives(small_limits_client: T
 
 # -- feedback, items, health, catalog ---------------------------------------------------------------------
 
+@ON_BOTH_STORES
 def test_feedback_validation(client: TestClient) -> None:
     session = new_session(client)
     url = f"{API}/sessions/{session}/feedback"
@@ -316,6 +326,7 @@ def test_feedback_validation(client: TestClient) -> None:
     assert broken.status_code == 422 and broken.json()["detail"].startswith("invalid JSON")
 
 
+@ON_BOTH_STORES
 def test_item_endpoints(client: TestClient) -> None:
     body = client.get(f"{API}/items/red-star-flat").json()
     assert body["title"] == "Red star" and body["attributes"]["shape"] == "star" and body["has_image"]
@@ -349,6 +360,7 @@ def test_image_urls_quote_the_id() -> None:
     assert image_url("x", False) is None
 
 
+@ON_BOTH_STORES
 def test_health_and_catalog(client: TestClient, services: Services) -> None:
     before = client.get(f"{API}/health").json()
     assert before == {"status": "ok", "catalog": "shapes", "ready": False, "preparing": False, "progress": None,

@@ -15,6 +15,9 @@ from sqlalchemy import func, select
 from crs.store.models import EvalConversation, EvalRun
 from tests.test_eval_runner import comparable
 
+# On SQLite and on PostgreSQL: the shapes catalog's `store` follows store_url.
+pytestmark = pytest.mark.usefixtures("store_url")
+
 N = 40  # enough that the run cannot finish between two polls of the database
 
 

@@ -22,6 +22,8 @@ from crs.store import Store
 from crs.store.models import Attribute, Catalog, Item, ItemValue
 
 FIXTURES = Path(__file__).parent / "fixtures" / "catalog"
+# Every test here runs on SQLite and on PostgreSQL (the `store` fixture follows store_url).
+pytestmark = pytest.mark.usefixtures("store_url")
 
 
 def dump(store: Store) -> dict[str, list[tuple]]:
@@ -251,8 +253,8 @@ def test_amazon2023_bad_price_names_the_field(store: Store, tmp_path: Path) -> N
 
 # --- CLI -----------------------------------------------------------------------------------------
 
-def test_cli_ingest_and_error_exit(tmp_path: Path, catalog_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = f"sqlite:///{tmp_path / 'cli.db'}"
+def test_cli_ingest_and_error_exit(store_url: str, catalog_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = store_url
     assert crs_main(["ingest", str(catalog_dir / "items.jsonl"), "--format", "jsonl", "--db", db, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["added"] == 4
     assert crs_main(["catalog", "info", "--db", db, "--catalog", "tiny", "--json", "--verify-images"]) == 0
