@@ -202,9 +202,13 @@ def test_server_backends_get_their_structured_output_and_others_the_plain_model(
     from langchain_openai import ChatOpenAI
 
     schema = {"type": "object", "properties": {}}
-    assert with_json_schema(ChatOllama(model="m"), schema).kwargs == {"format": schema}
+    # LangChain's with_structured_output(method="json_schema", include_raw=True): the raw reply
+    # comes back beside the parse, and our own parser reads it
+    ollama = with_json_schema(ChatOllama(model="m"), schema, "critique")
+    assert ollama.first.steps__["raw"].kwargs["format"] == {"title": "critique", **schema}
     openai = with_json_schema(ChatOpenAI(model="m", api_key="k"), schema, "critique")
-    assert openai.kwargs["response_format"]["json_schema"] == {"name": "critique", "schema": schema, "strict": False}
+    assert openai.first.steps__["raw"].kwargs["response_format"]["json_schema"] == {
+        "name": "critique", "strict": False, "schema": schema}
     local_server = ChatOpenAI(model="m", api_key="k", base_url="http://127.0.0.1:8080/v1")
     assert with_json_schema(local_server, schema) is local_server  # llama.cpp servers answer HTTP 500 to it
     fake = parser("{}").model
@@ -215,3 +219,51 @@ def test_server_backends_get_their_structured_output_and_others_the_plain_model(
 
     plain = Transformers(seen=[])
     assert with_json_schema(plain, schema) is plain and not LLMCritiqueParser(plain).constrained
+
+
+def test_a_structured_output_reply_is_read_from_its_raw_message() -> None:
+    from langchain_core.messages import AIMessage
+    from langchain_core.runnables import RunnableLambda
+
+    from crs.llm.structured import invoke_text
+
+    structured = RunnableLambda(lambda _: {"raw": AIMessage('{"accept": 1}'), "parsed": {"accept": 1},
+                                           "parsing_error": None})
+    assert invoke_text(structured, [], timeout_s=2) == '{"accept": 1}'
+
+
+def test_the_policy_and_the_reader_are_held_to_schemas_of_what_their_prompts_list() -> None:
+    import numpy as np
+    from PIL import Image
+
+    from crs.llm.policy import LLMPolicy
+    from crs.llm.reader import LLMImageReader
+    from crs.policy import Candidates, PolicyContext
+    from crs.understanding.reader import ReadContext
+
+    facts = film_facts()
+
+    class Answers(RecordingLocalChat):
+        reply: str = "{}"
+
+        def complete(self, messages, stop, json_schema=None):  # type: ignore[no-untyped-def]
+            self.seen.append(json_schema)
+            return Completion(self.reply, 10, 3)
+
+    policy_model = Answers(seen=[], reply='{"action": "ask", "attribute": "colour"}')
+    policy = LLMPolicy(policy_model, spec="recording")
+    ids = facts.ids
+    context = PolicyContext(facts, Candidates(ids, np.zeros(len(ids)), np.full(len(ids), 1 / len(ids))), turn=1)
+    decision = policy.decide(context)
+    schema = policy_model.seen[0]
+    assert schema["properties"]["action"] == {"enum": ["ask", "recommend"]} and schema["required"] == ["action"]
+    assert schema["properties"]["attribute"]["enum"] == list(policy.questions(context))
+    assert getattr(decision, "attribute", None) == "colour"
+
+    reader_model = Answers(seen=[], reply='{"attributes": {"colour": ["red"]}, "caption": "a red thing"}')
+    reading = LLMImageReader(reader_model, spec="recording").read(Image.new("RGB", (8, 8)), ReadContext(facts))
+    schema = reader_model.seen[0]
+    listed = {info.name for info in facts.askable() if info.kind != "numeric"}
+    assert set(schema["properties"]["attributes"]["properties"]) == listed
+    assert schema["properties"]["attributes"]["properties"]["colour"]["items"]["enum"] == ["red", "blue", "green"]
+    assert reading.attributes == {"colour": ["red"]}

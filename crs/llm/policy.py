@@ -20,7 +20,8 @@ from ..policy.base import ANY, Ask, Decision, Policy, PolicyContext, Recommend, 
 from . import vocabulary
 from .backends import load_chat_model
 from .prompts import load_prompt
-from .structured import LLMError, ask_json, one_of
+from .schema import policy_schema
+from .structured import LLMError, ask_json, one_of, with_json_schema
 
 MAX_TOKENS = 64  # the answer is one short object; a model that rambles is cut off early
 DEFAULT_TIMEOUT_S = 10.0
@@ -68,7 +69,10 @@ class LLMPolicy(Policy):
             summary=context.summary or "nothing yet", turn=context.turn, count=len(context.candidates),
             candidates=self._describe_candidates(context),
             questions="\n".join(f"- {name}: {', '.join(options)}" for name, options in questions.items()))
-        answer = ask_json(self.model, messages, PolicyAnswer, timeout_s=self.timeout_s)
+        # Constrained to the listed questions where the backend can: an attribute off the list
+        # cannot be generated; elsewhere it is an LLMError below.
+        answer = ask_json(with_json_schema(self.model, policy_schema(list(questions)), "policy"), messages,
+                          PolicyAnswer, timeout_s=self.timeout_s)
         if answer.action == "recommend":
             return Recommend(top_new(context), "the LLM chose to recommend")
         if not answer.attribute:

@@ -22,12 +22,11 @@ from crs.llm import vocabulary
 from crs.llm.backends import load_chat_model
 from crs.llm.pictures import data_url
 from crs.llm.prompts import Prompt, load_prompt
-from crs.llm.structured import LLMError, ask_json, one_of, value_lists
+from crs.llm.schema import MAX_CAPTION, MAX_COLOURS, reading_schema
+from crs.llm.structured import LLMError, ask_json, one_of, value_lists, with_json_schema
 
 MAX_TOKENS = 300  # a reading is a few values and a caption; a model that rambles is cut off early
 DEFAULT_TIMEOUT_S = 30.0  # reading a picture takes a vision model several times longer than text
-MAX_CAPTION = 200
-MAX_COLOURS = 5
 
 
 class ReadingAnswer(BaseModel):
@@ -108,5 +107,9 @@ class LLMImageReader(ImageReader):
         if not context.facts.askable():
             raise LLMError("the catalog has no attributes to read from a picture")
         messages = self.prompt.messages(images=[data_url(image)], **prompt_values(context.facts))
-        answer = ask_json(self.model, messages, ReadingAnswer, timeout_s=self.timeout_s)
+        colour = colour_attribute(context.facts)
+        schema = reading_schema(context.facts.askable(), context.facts.attributes[colour] if colour else None,
+                                vocabulary.MAX_PROMPT_VALUES)  # the values the prompt lists, no others
+        answer = ask_json(with_json_schema(self.model, schema, "reading"), messages, ReadingAnswer,
+                          timeout_s=self.timeout_s)
         return reading_from_answer(answer, context.facts, self.source)

@@ -1,4 +1,6 @@
-"""The JSON schema a critique answer is held to, built per message from the prompt's :class:`Offer`.
+"""The JSON schemas the stages' answers are held to: a critique's, built per message from the
+prompt's :class:`Offer`; the policy's, from the questions its prompt lists; the image reader's,
+from the vocabulary its prompt lists. Every enum holds exactly the values the prompt showed.
 
 Backends with constrained decoding (llama.cpp's JSON-schema grammar, Ollama's ``format``,
 OpenAI's structured output) can then only write attribute names and values the prompt offered,
@@ -16,13 +18,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from crs.facts import CatalogFacts
+from crs.facts import AttributeInfo, CatalogFacts
 
 from .relevance import Offer
 
 MAX_VALUES = 3  # values per attribute in one answer: "red, blue or green"
 MAX_RELATIVE = 2
 MAX_TEXT = 60  # characters of free text: a few words, not the message copied out
+MAX_CAPTION = 200  # a picture's caption: a sentence or two
+MAX_READ_VALUES = 3  # values per attribute read from one picture
+MAX_COLOURS = 5
 
 
 def critique_schema(offer: Offer, facts: CatalogFacts, shown: int) -> dict[str, Any]:
@@ -61,6 +66,30 @@ def critique_schema(offer: Offer, facts: CatalogFacts, shown: int) -> dict[str, 
         properties["dont_care"] = {"type": "array", "items": {"enum": names}, "maxItems": min(2, len(names))}
     properties["text"] = {"type": "string", "maxLength": MAX_TEXT}
     return _object(properties)
+
+
+def policy_schema(questions: list[str]) -> dict[str, Any]:
+    """The policy's answer: recommend, or ask about one of the attributes its prompt listed."""
+    properties: dict[str, Any] = {"action": {"enum": ["ask", "recommend"]}}
+    if questions:
+        properties["attribute"] = {"enum": list(questions)}
+    return _object(properties, required=["action"])
+
+
+def reading_schema(attributes: list[AttributeInfo], colour: AttributeInfo | None,
+                   max_values: int) -> dict[str, Any]:
+    """The image reader's answer: for each listed attribute, up to a few of the values its prompt
+    listed (the first ``max_values``, as :func:`crs.llm.vocabulary.describe` writes them), a short
+    caption, and colours named with the colour attribute's values when the catalog has one."""
+    values = {info.name: {"type": "array", "items": {"enum": list(info.values[:max_values])},
+                          "maxItems": min(MAX_READ_VALUES, len(info.values))}
+              for info in attributes if info.kind != "numeric" and info.values}
+    colour_item: dict[str, Any] = ({"enum": list(colour.values[:max_values])} if colour is not None
+                                   else {"type": "string", "maxLength": 20})
+    return _object({"attributes": _object(values),
+                    "caption": {"type": "string", "maxLength": MAX_CAPTION},
+                    "colours": {"type": "array", "items": colour_item, "maxItems": MAX_COLOURS}},
+                   required=["attributes", "caption"])
 
 
 def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:

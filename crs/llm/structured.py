@@ -70,8 +70,11 @@ def call_with_timeout(fn: Callable[[], T], timeout_s: float) -> T:
     return box["value"]
 
 
-def reply_text(message: BaseMessage) -> str:
-    """The text of a reply, whether its content is a string or a list of content blocks."""
+def reply_text(message: BaseMessage | dict[str, Any]) -> str:
+    """The text of a reply, whether its content is a string or a list of content blocks; from
+    ``with_structured_output(include_raw=True)``, the raw message's (we parse and check it ourselves)."""
+    if isinstance(message, dict):
+        message = message["raw"]
     content = message.content
     if isinstance(content, str):
         return content
@@ -161,23 +164,24 @@ def invoke_text(model: BaseChatModel | Runnable, messages: Sequence[BaseMessage]
 def with_json_schema(model: BaseChatModel, schema: dict[str, Any], name: str = "answer") -> Runnable:
     """``model`` bound to decode only replies that fit ``schema``, where its backend can.
 
-    llama.cpp (in process) turns the schema into a grammar; Ollama takes it as ``format``; OpenAI's
-    own API as a ``json_schema`` response format (``strict`` off: the schema leaves keys optional).
-    This is what LangChain's ``with_structured_output(method="json_schema")`` sends, but the reply
-    still goes through :func:`parse_reply`, so every backend fails the same way (LLMError).
-    OpenAI-compatible servers, transformers models and the fakes get the model unchanged: servers differ in what they
-    accept (llama.cpp servers answer HTTP 500), and the prompt asks for the same keys anyway.
+    In-process llama.cpp turns the schema into a grammar (``model.bind(json_schema=...)``). Ollama
+    and OpenAI's own API go through LangChain's ``with_structured_output(method="json_schema")``
+    (Ollama: ``format``; OpenAI: a ``json_schema`` response format, ``strict`` off because the
+    schema leaves keys optional), with ``include_raw`` so the reply text still goes through
+    :func:`parse_reply` and every backend fails the same way (LLMError). OpenAI-compatible servers,
+    transformers models and the fakes get the model unchanged: servers differ in what they accept
+    (llama.cpp servers answered HTTP 500), and the prompt names the same keys anyway.
     """
     from .local_chat import LocalChatModel
 
     if isinstance(model, LocalChatModel):
         return model.bind(json_schema=schema) if model.decodes_json_schema else model
     kind = type(model).__name__
+    titled = {"title": name, **schema}  # with_structured_output names the format after the title
     if kind == "ChatOllama":
-        return model.bind(format=schema)
+        return model.with_structured_output(titled, method="json_schema", include_raw=True)
     if kind == "ChatOpenAI" and "api.openai.com" in str(getattr(model, "openai_api_base", None) or "api.openai.com"):
-        return model.bind(response_format={"type": "json_schema",
-                                           "json_schema": {"name": name, "schema": schema, "strict": False}})
+        return model.with_structured_output(titled, method="json_schema", include_raw=True, strict=False)
     return model
 
 
