@@ -4,7 +4,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
 from crs.store import StoreBusy, StoreError, open_store, redact_url
@@ -162,31 +162,42 @@ def test_cli_messages_never_show_the_password(shapes_catalog, capsys: pytest.Cap
         assert_no_address(err)
 
 
-def test_attribute_labels_migrate_an_existing_store(tmp_path: Path) -> None:
-    """A store made before migration 0004 gains the label columns, keeps its rows, and the next
-    ingest fills the labels from the schema file."""
-    from datetime import datetime
+def ledger_names(url: str) -> list[str]:
+    """The applied migrations' names, read through a connection of its own (any backend)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.scalars(text("SELECT name FROM schema_migrations ORDER BY name")))
+    finally:
+        engine.dispose()
 
-    from sqlalchemy import create_engine, text
+
+def test_attribute_labels_migrate_an_existing_store(store_url: str, tmp_path: Path) -> None:
+    """A store made before migration 0004 gains the label columns, keeps its rows, and the next
+    ingest fills the labels from the schema file (ALTER TABLE on SQLite and on PostgreSQL)."""
+    from datetime import datetime
 
     from crs.catalog.ingest import IngestOptions, ingest
     from crs.store.migrations import _ledger, m0001_catalog, m0002_conversations, m0003_evaluation
     from crs.store.models import Attribute
 
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+    url = store_url
     engine = create_engine(url)
     with engine.begin() as conn:  # the store as the three earlier migrations left it, with a catalog in it
         _ledger.create(conn)
         for migration in (m0001_catalog, m0002_conversations, m0003_evaluation):
             migration.upgrade(conn)
             conn.execute(_ledger.insert().values(name=migration.NAME, applied_at=datetime.utcnow()))
-        conn.execute(text("INSERT INTO catalogs (id, name, title, image_root, content_hash, updated_at) "
-                          "VALUES (1, 'films', 'Films', '', '', '2025-01-01')"))
+        # Bound values, not literals: PostgreSQL refuses 1 for a boolean and a string for a timestamp.
+        catalog_id = conn.scalar(text("INSERT INTO catalogs (name, title, image_root, content_hash, updated_at) "
+                                      "VALUES ('films', 'Films', '', '', :now) RETURNING id"),
+                                 {"now": datetime(2025, 1, 1)})
         conn.execute(text("INSERT INTO attributes (catalog_id, name, kind, description, askable, position) "
-                          "VALUES (1, 'mpaa_rating', 'categorical', '', 1, 0)"))
+                          "VALUES (:catalog, 'mpaa_rating', 'categorical', '', :yes, 0)"),
+                     {"catalog": catalog_id, "yes": True})
     engine.dispose()
     store = open_store(url)
-    assert migration_names(tmp_path / "old.db")[-1] == "0004_attribute_labels"
+    assert ledger_names(url)[-1] == MIGRATIONS[-1].NAME and "0004_attribute_labels" in ledger_names(url)
     with store.session() as session:
         (attribute,) = session.scalars(select(Attribute)).all()
     assert attribute.name == "mpaa_rating" and attribute.label is None and attribute.display is None
@@ -199,5 +210,39 @@ def test_attribute_labels_migrate_an_existing_store(tmp_path: Path) -> None:
     with store.session() as session:
         (attribute,) = session.scalars(select(Attribute)).all()
     assert attribute.label == "MPAA rating" and attribute.display == {"pg-13": "PG-13"}
-    open_store(url)  # a second open applies nothing
-    assert migration_names(tmp_path / "old.db").count("0004_attribute_labels") == 1
+    open_store(url).engine.dispose()  # a second open applies nothing
+    assert ledger_names(url).count("0004_attribute_labels") == 1
+    store.engine.dispose()
+
+
+# -- PostgreSQL's own errors, from a real server --------------------------------------------------
+
+def test_a_postgres_lock_timeout_is_store_busy_without_the_url(postgres_url: str) -> None:
+    """A write that waits for a lock another connection holds, past PostgreSQL's lock_timeout,
+    is StoreBusy (SQLSTATE 55P03 from psycopg), names no URL, and writes nothing."""
+    store = open_store(postgres_url)
+    blocker = create_engine(postgres_url)
+    try:
+        with blocker.connect() as other:
+            other.execute(text("LOCK TABLE schema_migrations IN ACCESS EXCLUSIVE MODE"))  # held until rollback
+            with pytest.raises(StoreBusy) as raised:
+                with store.transaction() as session:
+                    session.execute(text("SET LOCAL lock_timeout = '200ms'"))
+                    session.add(SchemaMigration(name="x"))
+            other.rollback()
+        assert_no_address(str(raised.value), postgres_url)
+        with store.session() as session:  # nothing was written, and the store still works
+            assert "x" not in set(session.scalars(select(SchemaMigration.name)))
+    finally:
+        blocker.dispose()
+        store.engine.dispose()
+
+
+def test_an_unreachable_postgres_server_is_a_store_error_without_the_socket_path(tmp_path: Path) -> None:
+    """psycopg's own message names the socket file (and the URL holds the password): neither may
+    reach the message. Needs no server, only the driver (the dev extra installs psycopg)."""
+    pytest.importorskip("psycopg")
+    with pytest.raises(StoreError) as raised:
+        open_store(f"postgresql+psycopg://crs:s3cret@/crs?host={tmp_path}")
+    assert "cannot open or reach the database" in str(raised.value)
+    assert_no_address(str(raised.value), str(tmp_path), ".s.PGSQL")
