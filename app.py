@@ -7,6 +7,16 @@ without a server; importing opens nothing. ``python app.py`` parses the options,
 from them and serves it. Either way, when the server starts, the models and the index load in
 the background (:meth:`crs.web.services.Services.start_warm_up`) while it already answers.
 
+Several server processes: ``python app.py --workers N`` (or ``uvicorn app:app --workers N``, or
+gunicorn with uvicorn's worker class) runs N processes over one store. uvicorn starts each worker
+from the import string ``app:app``, so the options reach the workers as the ``CRS_*`` variables
+they stand for; the parent opens the store (migrations) and the catalog (the demo's first load)
+before any worker starts, and each worker loads its own models and index (one worker builds a
+missing index while the others wait: crs.web.prepare_lock). What makes this safe is that nothing
+a conversation needs lives in a process: turns of one session are serialised through the store
+(crs.sessions). Except the chat page: gradio keeps its queue and page state in the process that
+served the page, so it needs all of one tab's requests to reach the same worker (see main()).
+
 Limits (README, "Security and limits"): uploads, pixels and decoding (``crs.uploads``), a
 per-client rate limit on the API and on the page's uploads and turns (``crs.web.rate_limits``,
 ``webui.uploads.PageUploadGuard``), idle sessions and old page uploads deleted by a janitor
@@ -41,11 +51,12 @@ from fastapi import FastAPI, HTTPException  # noqa: E402
 from fastapi.middleware.cors import CORSMiddleware  # noqa: E402
 from fastapi.responses import FileResponse  # noqa: E402
 
-from crs.cli.args import add_stage_options  # noqa: E402
+from crs.cli.args import add_stage_options, int_between  # noqa: E402
 from crs.config import DEMO_CATALOG  # noqa: E402
 from crs.errors import UserError  # noqa: E402
 from crs.web.rate_limits import RateLimiter  # noqa: E402
 from crs.web.services import Services  # noqa: E402
+from crs.web.workers import LOG_FORMAT  # noqa: E402
 from crs.settings import DEFAULT_EMBEDDER, Settings, parse_origins  # noqa: E402
 from crs.web.api import PREFIX, build_router  # noqa: E402
 from webui.cards import CARDS_CSS  # noqa: E402
@@ -150,6 +161,9 @@ def _app_from_env() -> FastAPI:
 if __name__ != "__main__":
     app = _app_from_env()
 
+# Each worker holds its own models and index (~0.9 GB on the demo): more than this is a typo.
+MAX_WORKERS = 32
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Serve the chat page, the JSON API and the widget")
@@ -165,12 +179,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                         help="a site allowed to call the API from the browser, e.g. https://shop.example "
                              "(repeatable; also $CRS_CORS_ORIGINS, comma-separated)")
+    parser.add_argument("--workers", type=int_between(1, MAX_WORKERS), default=1, metavar="N",
+                        help=f"server processes over the one store, 1 to {MAX_WORKERS} (default 1); each loads "
+                             "its own models and index. The chat page then needs a proxy that sends each "
+                             "visitor to one process; the API and the widget do not")
     return parser.parse_args(argv)
+
+
+def worker_environment(args: argparse.Namespace, settings: Settings) -> dict[str, str]:
+    """The options as the CRS_* variables a worker's Settings.from_env reads (the workers of
+    uvicorn --workers import app:app and know nothing of this process's options)."""
+    given = {"CRS_DB": args.db, "CRS_CATALOG": args.catalog, "CRS_EMBEDDER": args.embedder, "CRS_LLM": args.llm,
+             "CRS_PARSER": args.parser, "CRS_IMAGE_READER": args.reader, "CRS_REPLY_WRITER": args.writer}
+    env = {name: value for name, value in given.items() if value is not None}
+    env["CRS_CORS_ORIGINS"] = ",".join(settings.cors_origins)  # the variable's origins and the options'
+    return env
+
+
+def shared_store_problem(settings: Settings) -> str | None:
+    """Why ``settings``' store cannot be shared by several processes, or None."""
+    from sqlalchemy.engine import make_url
+
+    from crs.config import default_db_url
+
+    try:
+        url = make_url(settings.db_url or default_db_url())
+    except Exception:  # noqa: BLE001 - opening the store reports a bad URL in its own words
+        return None
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return "an in-memory SQLite database belongs to one process: give --db a file or a server"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         # --cors-origin adds to $CRS_CORS_ORIGINS rather than replacing it.
@@ -178,21 +221,39 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(db_url=args.db, catalog=args.catalog, embedder=args.embedder, llm=args.llm,
                                      parser=args.parser, reader=args.reader, writer=args.writer,
                                      cors_origins=origins)
+        if args.workers > 1 and (problem := shared_store_problem(settings)):
+            raise UserError(f"--workers {args.workers}: {problem}")
         served = Services(settings)
         # A first run loads the demo catalog into the store here (~10 s): say so, or the console
-        # stays blank before the server even answers.
+        # stays blank before the server even answers. With several workers this is the only
+        # place it happens: the parent migrates the store and loads the demo before any starts.
         print(f"opening catalog {settings.catalog!r} ...", file=sys.stderr, flush=True)
         catalog = served.catalog  # a missing catalog or an unusable database fails here, at once
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    workers = f"; {args.workers} worker processes" if args.workers > 1 else ""
     print(f"catalog {catalog.name!r}: {catalog.title}; serving http://{args.host}:{args.port}/ "
-          f"(API {PREFIX}/docs; CORS origins: {', '.join(settings.cors_origins) or 'same origin only'})",
+          f"(API {PREFIX}/docs; CORS origins: {', '.join(settings.cors_origins) or 'same origin only'}{workers})",
           flush=True)
-    import uvicorn
+    if args.workers == 1:
+        import uvicorn
 
-    uvicorn.run(create_app(served, serving=True), host=args.host, port=args.port, log_level="warning")
-    return 0
+        uvicorn.run(create_app(served, serving=True), host=args.host, port=args.port, log_level="warning")
+        return 0
+    # gradio's queue and page state live in the process that served the page (gradio issues
+    # #7224, #10487), and uvicorn hands each connection to any worker: say so where it is chosen.
+    print(f"note: with {args.workers} workers the chat page at / needs every request of a browser tab to reach one "
+          "process (a proxy with sticky sessions, or the page served by a single-worker instance); the JSON API "
+          "and the widget need nothing of the kind", file=sys.stderr, flush=True)
+    served.store.engine.dispose()  # the workers open their own connections
+    os.environ.update(worker_environment(args, settings))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # This process becomes uvicorn's supervisor (crs.web.workers says why it is replaced).
+    os.execv(sys.executable, [sys.executable, "-m", "crs.web.workers", "--host", args.host, "--port", str(args.port),
+                              "--workers", str(args.workers), "--app-dir", str(Path(__file__).resolve().parent)])
+    return 0  # not reached
 
 
 if __name__ == "__main__":

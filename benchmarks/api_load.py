@@ -1,7 +1,8 @@
 """Load on the JSON API: many simulated people chatting at once, over real HTTP, against ``python app.py``.
 
     python benchmarks/api_load.py [--catalog demo] [--db URL] [--embedder aligned] [--sessions 20]
-        [--duration 60] [--turns 4] [--image-share 0.3] [--seed 0] [--startup-timeout 900] [--json OUT]
+        [--duration 60] [--turns 4] [--image-share 0.3] [--seed 0] [--workers 1,2] [--startup-timeout 900]
+        [--json OUT]
 
 It starts the app (``app.py`` in a subprocess: its own process, as in production, on a free
 loopback port), waits until it reports ready (models loaded, index open; the startup time and
@@ -21,7 +22,12 @@ sessions at once for ``--duration`` seconds. Each simulated person, in a loop un
 
 Reported: requests per second and p50 / p95 latency per endpoint and overall (the latency a
 client sees, on the same machine: the clients' own CPU use is part of it), the errors (status
-and detail of the first few), the leak check, and the CPU the server used. The store is by
+and detail of the first few), the leak check, the CPU the server used and the memory (RSS) of
+each server process. ``--workers 1,2`` runs the whole load once per worker count (``app.py
+--workers N``: N processes over the one store), each on a fresh server with the same simulated
+people, and reports the turns (answered messages) per second of each and their ratio to the
+first; the load average is printed beside them, since on a shared machine it moves the ratio as
+much as the code does. The store is by
 default a new SQLite file in a temporary folder into which the app loads the demo catalog, so
 the benchmark's sessions never land in your own store; the index cache is ``$CRS_HOME``'s,
 shared with the app and ``crs search``. ``--db`` uses that store instead (any catalog in it).
@@ -35,6 +41,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -58,6 +65,9 @@ CRITIQUES = ("in 3d", "not black", "something simpler", "more colourful", "flat 
 ENDPOINTS = ("POST /sessions", "POST /messages (text)", "POST /messages (image)", "POST /feedback",
              "GET /items/{id}/image", "GET /sessions/{id}")
 MAX_ERROR_EXAMPLES = 8
+MAX_WORKERS = 32  # app.py's own bound
+# One line per server process once it has loaded its models and index (crs.web.services).
+READY_LINE = re.compile(r"ready: catalog .* open, models and index loaded \(process (\d+)\)")
 
 
 def say(message: str) -> None:
@@ -79,14 +89,35 @@ class Server:
     log: Path
     startup_s: float
     health: dict[str, Any]
+    workers: int = 1
+    worker_pids: list[int] = field(default_factory=list)  # the processes that answer (the server itself for 1)
 
     def cpu_seconds(self) -> float | None:
-        """User + system CPU time of the server process so far (Linux /proc), None elsewhere."""
-        try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU time of the server's processes so far (Linux /proc), None elsewhere."""
+        total = 0.0
+        for pid in {self.process.pid, *self.worker_pids}:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return None
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def memory(self) -> dict[str, Any]:
+        """RSS now and at its peak (VmHWM) of each worker, and of the supervisor when there is one, in MB."""
+        def rss(pid: int) -> dict[str, float] | None:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                return None
+            values = dict(re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.M))
+            return {"rss_mb": round(int(values.get("VmRSS", 0)) / 1024, 1),
+                    "peak_mb": round(int(values.get("VmHWM", 0)) / 1024, 1)}
+
+        workers = [m for m in (rss(pid) for pid in self.worker_pids) if m is not None]
+        supervisor = rss(self.process.pid) if self.workers > 1 else None
+        return {"workers": workers, "supervisor": supervisor,
+                "rss_mb_per_worker": round(sum(w["rss_mb"] for w in workers) / len(workers), 1) if workers else None}
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -99,18 +130,21 @@ class Server:
 
 
 def start_server(catalog: str, db_url: str, embedder: str, timeout_s: float, log: Path,
-                 env: dict[str, str] | None = None) -> Server:
-    """``python app.py`` on a free loopback port, waited for until ready. Rate limits are off
-    unless ``env`` says otherwise: every simulated person comes from 127.0.0.1, and this
-    measures the server's capacity, not its limiter."""
+                 env: dict[str, str] | None = None, workers: int = 1) -> Server:
+    """``python app.py --workers N`` on a free loopback port, waited for until every worker is
+    ready (each logs one line when its models and index are loaded; /health alone answers from
+    whichever worker takes the connection). Rate limits are off unless ``env`` says otherwise:
+    every simulated person comes from 127.0.0.1, and this measures the server's capacity, not
+    its limiter (with several workers each would also count apart)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--catalog", catalog,
-                                    "--db", db_url, "--embedder", embedder], cwd=ROOT, stdout=out,
-                                   stderr=subprocess.STDOUT, env={**os.environ, "CRS_RATE_LIMITS": "off", **(env or {})})
-    server = Server(process, url, log, 0.0, {})
+                                    "--db", db_url, "--embedder", embedder, "--workers", str(workers)], cwd=ROOT,
+                                   stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "CRS_RATE_LIMITS": "off", **(env or {})})
+    server = Server(process, url, log, 0.0, {}, workers)
     deadline = time.monotonic() + timeout_s
     announced = False
     while True:
@@ -118,8 +152,9 @@ def start_server(catalog: str, db_url: str, embedder: str, timeout_s: float, log
             raise RuntimeError(f"app.py exited with status {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
             health = httpx.get(f"{url}{API}/health", timeout=5).json()
-            if health.get("ready"):
-                server.health, server.startup_s = health, time.perf_counter() - started
+            ready = sorted({int(pid) for pid in READY_LINE.findall(log.read_text(errors="replace"))})
+            if health.get("ready") and len(ready) >= workers:
+                server.health, server.startup_s, server.worker_pids = health, time.perf_counter() - started, ready
                 return server
             if not announced:
                 say(f"server answering at {url}; waiting for the models and the index (a first run builds it) ...")
@@ -305,11 +340,33 @@ def latency(records: list[Record], wall_s: float) -> dict[str, Any]:
             "max_ms": round(float(ms.max()), 1)}
 
 
+def turns_per_s(report: dict[str, Any]) -> float:
+    """Messages answered (HTTP 2xx) per second of the run: text and picture turns together."""
+    answered = sum(report["endpoints"].get(name, {}).get("requests", 0) - report["endpoints"].get(name, {}).get("errors", 0)
+                   for name in ("POST /messages (text)", "POST /messages (image)"))
+    return round(answered / report["wall_s"], 2) if report["wall_s"] else 0.0
+
+
+def run_scaling(catalog: str, db_url: str, embedder: str, workers: list[int], **options: Any) -> dict[str, Any]:
+    """The same load once per worker count, each on a fresh server; turns/s and their ratio to the first."""
+    runs = []
+    for count in workers:
+        say(f"-- {count} worker{'s' if count > 1 else ''} --")
+        runs.append(run_benchmark(catalog, db_url, embedder, workers=count, **options))
+    base = runs[0]["turns_per_s"]
+    scaling = [{"workers": r["workers"], "turns_per_s": r["turns_per_s"],
+                "ratio": round(r["turns_per_s"] / base, 2) if base else None,
+                "errors": r["errors"]["count"], "leaks": r["leak_check"]["mismatches"],
+                "rss_mb_per_worker": r["memory"]["rss_mb_per_worker"],
+                "load_avg": r["load_avg"]} for r in runs]
+    return {"runs": runs, "scaling": scaling}
+
+
 def run_benchmark(catalog: str, db_url: str, embedder: str, *, sessions: int = 20, duration: float = 60.0,
                   turns: int = 4, image_share: float = 0.3, seed: int = 0, startup_timeout: float = 900.0,
-                  store_kind: str = "given", log_dir: Path | None = None) -> dict[str, Any]:
+                  store_kind: str = "given", log_dir: Path | None = None, workers: int = 1) -> dict[str, Any]:
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="api-load-"))
-    server = start_server(catalog, db_url, embedder, startup_timeout, log_dir / "server.log")
+    server = start_server(catalog, db_url, embedder, startup_timeout, log_dir / "server.log", workers=workers)
     try:
         items = catalog_items(db_url, catalog)
         if not items:
@@ -328,6 +385,7 @@ def run_benchmark(catalog: str, db_url: str, embedder: str, *, sessions: int = 2
         wall = time.perf_counter() - started
         cpu_after, load_after = server.cpu_seconds(), os.getloadavg()
         client_cpu = time.process_time() - client_cpu_before
+        memory = server.memory()  # before the stop: the workers' RSS under load
     finally:
         server.stop()
 
@@ -339,10 +397,11 @@ def run_benchmark(catalog: str, db_url: str, embedder: str, *, sessions: int = 2
     errors = [r for r in records if not 200 <= r.status < 300]
     cpus = os.cpu_count() or 1
     leaks = [c for c in checked if c["problems"]]
-    return {
-        "catalog": catalog, "embedder": embedder, "store": store_kind,
+    report = {
+        "catalog": catalog, "embedder": embedder, "store": store_kind, "workers": workers,
         "config": {"sessions": sessions, "duration_s": duration, "turns": turns, "image_share": image_share,
                    "seed": seed},
+        "memory": memory,
         "server": {"startup_s": round(server.startup_s, 2), "health": server.health,
                    "cpu_share": None if cpu_before is None or cpu_after is None
                    else round((cpu_after - cpu_before) / (wall * cpus), 3)},
@@ -359,13 +418,33 @@ def run_benchmark(catalog: str, db_url: str, embedder: str, *, sessions: int = 2
                        "mismatches": len(leaks), "examples": leaks[:3], "pass": bool(checked) and not leaks},
         "server_log": str(log_dir / "server.log"),
     }
+    report["turns_per_s"] = turns_per_s(report)
+    return report
+
+
+def format_scaling(result: dict[str, Any]) -> str:
+    """Every run's table, then the turns/s per worker count with the ratio, errors, leaks and memory."""
+    lines = [format_table(run) + "\n" for run in result["runs"]]
+    lines += ["scaling (same load, a fresh server each):",
+              f"{'workers':>8}{'turns/s':>9}{'ratio':>7}{'errors':>8}{'leaks':>7}{'RSS/worker MB':>15}   load average"]
+    for row in result["scaling"]:
+        ratio = "" if row["ratio"] is None else f"{row['ratio']:.2f}"
+        rss = "" if row["rss_mb_per_worker"] is None else f"{row['rss_mb_per_worker']:,.0f}"
+        load = row["load_avg"]
+        lines.append(f"{row['workers']:>8}{row['turns_per_s']:>9.2f}{ratio:>7}{row['errors']:>8}{row['leaks']:>7}{rss:>15}"
+                     f"   {' '.join(map(str, load['before']))} -> {' '.join(map(str, load['after']))}")
+    return "\n".join(lines)
 
 
 def format_table(report: dict[str, Any]) -> str:
     health = report["server"]["health"]
     index = health.get("index") or {}
+    memory = report["memory"]
+    workers = " ".join(f"{w['rss_mb']:,.0f}" for w in memory["workers"]) or "?"
+    supervisor = f"; supervisor {memory['supervisor']['rss_mb']:,.0f} MB" if memory["supervisor"] else ""
     lines = [
         f"API load: catalog {report['catalog']!r} ({index.get('items', '?')} items), embedder {report['embedder']!r}, "
+        f"{report['workers']} server worker{'s' if report['workers'] > 1 else ''}, "
         f"{report['config']['sessions']} concurrent sessions for {report['wall_s']:.1f} s, up to "
         f"{report['config']['turns']} messages per session, image share {report['config']['image_share']:g}",
         f"server ready after {report['server']['startup_s']:.1f} s; index "
@@ -384,6 +463,7 @@ def format_table(report: dict[str, Any]) -> str:
         *(f"  {e['endpoint']}: HTTP {e['status']} {e['detail']}" for e in report["errors"]["examples"]),
         f"leak check: {leak['sessions_checked']} sessions, {leak['turns_checked']} turns read back; "
         f"{leak['mismatches']} mismatches: {'PASS' if leak['pass'] else 'FAIL'}",
+        f"turns answered: {report['turns_per_s']:.2f}/s; RSS per worker (MB, under load): {workers}{supervisor}",
         f"CPU ({report['cpus']} cores): server {report['server']['cpu_share']:.0%}, benchmark clients "
         f"{report['client_cpu_share']:.0%}; load average before {' '.join(map(str, report['load_avg']['before']))}, "
         f"after {' '.join(map(str, report['load_avg']['after']))}"
@@ -404,26 +484,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-share", type=float, default=0.3,
                         help="chance that a message after a recommendation is a picture upload (default 0.3)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", default="1",
+                        help="server worker counts to measure, comma-separated, e.g. 1,2 (each a fresh `app.py "
+                             "--workers N` under the same load; the ratio is to the first); default 1")
     parser.add_argument("--startup-timeout", type=float, default=900.0,
                         help="seconds to wait for the app to be ready (a first run builds the index)")
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
     if args.sessions < 1 or args.duration <= 0 or args.turns < 1 or not 0 <= args.image_share <= 1:
         parser.error("--sessions and --turns must be at least 1, --duration positive, --image-share in [0, 1]")
+    try:
+        workers = [int(part) for part in args.workers.split(",")]
+    except ValueError:
+        parser.error(f"--workers: give whole numbers separated by commas, e.g. 1,2; got {args.workers!r}")
+    if not workers or not all(1 <= w <= MAX_WORKERS for w in workers):
+        parser.error(f"--workers: each count must be between 1 and {MAX_WORKERS}, got {args.workers!r}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if args.db is None and args.catalog != "demo":
         parser.error("a catalog other than the demo needs --db (the store that holds it)")
     with tempfile.TemporaryDirectory(prefix="api-load-store-") as scratch:
         db_url = args.db or f"sqlite:///{Path(scratch) / 'store.db'}"
-        report = run_benchmark(args.catalog, db_url, args.embedder, sessions=args.sessions, duration=args.duration,
-                               turns=args.turns, image_share=args.image_share, seed=args.seed,
-                               startup_timeout=args.startup_timeout, store_kind="given" if args.db else "temporary")
-    print(format_table(report))
+        result = run_scaling(args.catalog, db_url, args.embedder, workers, sessions=args.sessions,
+                             duration=args.duration, turns=args.turns, image_share=args.image_share, seed=args.seed,
+                             startup_timeout=args.startup_timeout, store_kind="given" if args.db else "temporary")
+    print(format_scaling(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1))
-    return 0 if report["errors"]["count"] == 0 and report["leak_check"]["pass"] else 1
+        args.json.write_text(json.dumps(result, indent=1))
+    return 0 if all(r["errors"]["count"] == 0 and r["leak_check"]["pass"] for r in result["runs"]) else 1
 
 
 if __name__ == "__main__":

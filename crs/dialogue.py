@@ -41,7 +41,7 @@ from .choice import LOOKS_SPACE
 from .replies import (ReplyDraft, ReplyWriter, Resemblance, TemplateReplyWriter, question_text, reason,
                       reply_items)
 from .search import CatalogSearch, SearchHit
-from .sessions import SessionNotFound, Sessions, TurnRecord
+from .sessions import SessionBusy, SessionChanged, SessionNotFound, Sessions, TurnRecord
 from .store import Store
 from .store.models import Item
 from .turn import Critique, Message, Question, Reply, ReplyItem
@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_IMAGES = 4  # images read per message
+# Tries to store a turn or a rating whose session other processes keep changing meanwhile. Each
+# lost try means another message of that session was stored, so only a flood of messages to one
+# session runs out of them (then SessionBusy: 503, send it again).
+SAVE_ATTEMPTS = 10
 
 
 def page_reply(critique: Critique) -> tuple[int, int]:
@@ -120,11 +124,17 @@ class DialogueManager:
     def feedback(self, session_id: str, item_id: int, liked: bool) -> None:
         """A like or dislike on an item (a button in the UI): feeds the next turn's query."""
         with self._lock(session_id):
-            belief = self.belief(session_id)
-            if not np.isin(item_id, self.facts.ids):
-                raise UserError(f"no item {item_id} in catalog {self.catalog.name!r}")
-            belief.like(item_id) if liked else belief.dislike(item_id)
-            self.sessions.save_feedback(session_id, item_id, liked, belief)
+            for _ in range(SAVE_ATTEMPTS):
+                state = self.sessions.read(session_id)
+                if not np.isin(item_id, self.facts.ids):
+                    raise UserError(f"no item {item_id} in catalog {self.catalog.name!r}")
+                state.belief.like(item_id) if liked else state.belief.dislike(item_id)
+                try:
+                    self.sessions.save_feedback(session_id, item_id, liked, state.belief, version=state.version)
+                    return
+                except SessionChanged:  # another process stored a turn meanwhile: apply it to that
+                    continue
+            raise SessionBusy(SAVE_ATTEMPTS)
 
     def forget(self, session_ids: list[str]) -> None:
         """Drop the per-session locks of sessions deleted from the store (see crs.web.session_expiry)."""
@@ -139,38 +149,53 @@ class DialogueManager:
     # -- the turn ------------------------------------------------------------------------------------
 
     def respond(self, session_id: str, message: Message) -> Reply:
-        """Take one message, return the reply; the turn and the new belief are stored."""
+        """Take one message, return the reply; the turn and the new belief are stored.
+
+        Turns of one session are serialised through the store (crs.sessions): if another process
+        stored a turn of this session while this one was computed, it is computed again on the
+        fresh belief, so concurrent messages give consecutive turns and no update is lost."""
         started = time.perf_counter()
         with self._lock(session_id):
-            belief = self.belief(session_id)
-            record = TurnRecord()
-            images = self._decode(message.images, record)
-            shown = self._shown(belief)
-            question = Question(**belief.question) if belief.question else None
-            if images:
-                self._read_images(images, belief, record)
-            critique = self._stage("parser", record,
-                                   lambda: self.parser.parse(message.text, ParseContext(self.facts, shown, question)),
-                                   lambda: self.rule_parser.parse(message.text, ParseContext(self.facts, shown, question)),
-                                   self.parser is not self.rule_parser) if message.text.strip() else Critique()
-            record.critique = critique
-            if question is not None and (question.attribute in critique.require or question.attribute in critique.dont_care
-                                         or question.attribute in critique.exclude):  # answered, "none of these" too
-                belief.question = None
-            replied_to_page = question is None and bool(belief.last_shown)
-            answered_page = belief.last_action == "recommend"
-            belief.drop_topic(*self.posterior.stale_wishes(belief, critique))
-            belief.apply(critique, self.facts)
-            belief.turns += 1
-            tally = page_reply(critique)
-            past = (belief.page_replies[0], belief.page_replies[1])
-            page_replies = (past[0] + tally[0], past[1] + tally[1]) if replied_to_page else past
-            reply = self._decide(belief, critique, record, page_replies)
-            if answered_page:  # kept in the belief, so no turn re-reads the session's history
-                belief.page_replies = [past[0] + tally[0], past[1] + tally[1]]
-            belief.last_action = reply.action
-            self._save(session_id, belief, message, images, record, reply, time.perf_counter() - started)
-            return reply
+            for _ in range(SAVE_ATTEMPTS):
+                state = self.sessions.read(session_id)
+                reply, belief, record, images = self._turn(state.belief, message)
+                try:
+                    self._save(session_id, belief, message, images, record, reply, time.perf_counter() - started,
+                               version=state.version)
+                    return reply
+                except SessionChanged:
+                    log.info("session changed by another process during a turn: computing it again")
+            raise SessionBusy(SAVE_ATTEMPTS)
+
+    def _turn(self, belief: BeliefState, message: Message) -> tuple[Reply, BeliefState, TurnRecord, list[Image.Image]]:
+        """One turn on ``belief`` (changed in place): the reply and what the store keeps of it."""
+        record = TurnRecord()
+        images = self._decode(message.images, record)
+        shown = self._shown(belief)
+        question = Question(**belief.question) if belief.question else None
+        if images:
+            self._read_images(images, belief, record)
+        critique = self._stage("parser", record,
+                               lambda: self.parser.parse(message.text, ParseContext(self.facts, shown, question)),
+                               lambda: self.rule_parser.parse(message.text, ParseContext(self.facts, shown, question)),
+                               self.parser is not self.rule_parser) if message.text.strip() else Critique()
+        record.critique = critique
+        if question is not None and (question.attribute in critique.require or question.attribute in critique.dont_care
+                                     or question.attribute in critique.exclude):  # answered, "none of these" too
+            belief.question = None
+        replied_to_page = question is None and bool(belief.last_shown)
+        answered_page = belief.last_action == "recommend"
+        belief.drop_topic(*self.posterior.stale_wishes(belief, critique))
+        belief.apply(critique, self.facts)
+        belief.turns += 1
+        tally = page_reply(critique)
+        past = (belief.page_replies[0], belief.page_replies[1])
+        page_replies = (past[0] + tally[0], past[1] + tally[1]) if replied_to_page else past
+        reply = self._decide(belief, critique, record, page_replies)
+        if answered_page:  # kept in the belief, so no turn re-reads the session's history
+            belief.page_replies = [past[0] + tally[0], past[1] + tally[1]]
+        belief.last_action = reply.action
+        return reply, belief, record, images
 
     def _decide(self, belief: BeliefState, critique: Critique, record: TurnRecord,
                 page_replies: tuple[int, int] = (0, 0)) -> Reply:
@@ -318,6 +343,6 @@ class DialogueManager:
         return self.sessions.lock(session_id)
 
     def _save(self, session_id: str, belief: BeliefState, message: Message, images: list[Image.Image],
-              record: TurnRecord, reply: Reply, seconds: float) -> None:
+              record: TurnRecord, reply: Reply, seconds: float, *, version: int) -> None:
         # A method of its own: benchmarks/eval_throughput.py times the store writes through it.
-        self.sessions.save_turn(session_id, belief, message, images, record, reply, seconds)
+        self.sessions.save_turn(session_id, belief, message, images, record, reply, seconds, version=version)

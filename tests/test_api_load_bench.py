@@ -24,8 +24,13 @@ def test_short_run_on_the_shapes_catalog(shapes_catalog, tmp_path: Path, capsys:
     out = tmp_path / "load.json"
     status = bench.main(["--catalog", "shapes", "--db", store.url, "--embedder", "fake", "--sessions", "3",
                          "--duration", "3", "--turns", "5", "--image-share", "0.5", "--json", str(out)])
-    report = json.loads(out.read_text())
+    result = json.loads(out.read_text())
+    (report,) = result["runs"]
     assert status == 0, report["errors"]
+    assert report["workers"] == 1 and [row["workers"] for row in result["scaling"]] == [1]
+    assert result["scaling"][0]["ratio"] == 1.0 and report["turns_per_s"] > 0
+    (worker,) = report["memory"]["workers"]  # one process: the server itself
+    assert 50 < worker["rss_mb"] <= worker["peak_mb"] and report["memory"]["supervisor"] is None
     assert report["errors"]["count"] == 0 and report["leak_check"]["pass"] is True
     assert report["sessions"] >= 3 and report["leak_check"]["sessions_checked"] == report["sessions"]
     assert report["leak_check"]["turns_checked"] >= 3
@@ -56,3 +61,35 @@ def test_the_leak_check_catches_foreign_data() -> None:
     sent.images.append([])
     person.check(sent)
     assert person.checked[1]["problems"] == ["liked", "disliked"]
+
+
+@pytest.mark.network
+def test_one_and_two_workers_in_one_run(shapes_catalog, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--workers 1,2: two fresh servers under the same load; turns/s of each, the ratio, no errors,
+    no leaks, and the memory of each of the two workers (the supervisor apart)."""
+    store, _ = shapes_catalog
+    bench = load_script()
+    out = tmp_path / "load.json"
+    status = bench.main(["--catalog", "shapes", "--db", store.url, "--embedder", "fake", "--sessions", "4",
+                         "--duration", "3", "--turns", "3", "--image-share", "0", "--workers", "1,2",
+                         "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert status == 0, [r["errors"] for r in result["runs"]]
+    one, two = result["runs"]
+    assert (one["workers"], two["workers"]) == (1, 2)
+    assert [row["workers"] for row in result["scaling"]] == [1, 2]
+    assert result["scaling"][0]["ratio"] == 1.0
+    assert result["scaling"][1]["ratio"] == round(two["turns_per_s"] / one["turns_per_s"], 2)
+    assert all(row["errors"] == 0 and row["leaks"] == 0 for row in result["scaling"])
+    assert len(two["memory"]["workers"]) == 2 and two["memory"]["supervisor"]["rss_mb"] > 0
+    assert all(w["rss_mb"] > 50 for w in two["memory"]["workers"])
+    assert two["leak_check"]["pass"] and two["leak_check"]["sessions_checked"] == two["sessions"]
+    printed = capsys.readouterr().out
+    assert "scaling (same load, a fresh server each):" in printed and "RSS per worker" in printed
+
+
+@pytest.mark.parametrize("value", ["0", "1,x", "33", ""])
+def test_bad_worker_counts_are_refused(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        load_script().main(["--workers", value])
+    assert exited.value.code == 2 and "--workers" in capsys.readouterr().err

@@ -202,3 +202,34 @@ def test_the_api_docs_need_no_network(client: TestClient) -> None:
     assert urls and not [u for u in urls if u.startswith(("http://", "https://", "//"))], urls
     for url in urls:
         assert client.get(url).status_code == 200, url
+
+
+@pytest.mark.parametrize("value, message", [("0", "must be between 1 and 32, got 0"),
+                                            ("33", "must be between 1 and 32, got 33"),
+                                            ("two", "must be a whole number, got 'two'")])
+def test_workers_out_of_range_are_refused_before_anything_opens(value: str, message: str,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        webapp.main(["--workers", value])
+    assert exited.value.code == 2
+    assert f"argument --workers: {message}" in capsys.readouterr().err
+
+
+def test_workers_need_a_store_other_processes_can_open(capsys: pytest.CaptureFixture[str]) -> None:
+    assert webapp.main(["--workers", "2", "--db", "sqlite://"]) == 1
+    err = capsys.readouterr().err
+    assert "--workers 2: an in-memory SQLite database belongs to one process" in err and "Traceback" not in err
+
+
+def test_the_options_reach_the_workers_as_the_variables_they_stand_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRS_CORS_ORIGINS", SHOP)
+    args = webapp.parse_args(["--db", "sqlite:///s.db", "--catalog", "shapes", "--embedder", "fake", "--parser", "rules",
+                              "--cors-origin", "http://localhost:8000", "--workers", "3"])
+    settings = Settings.from_env(db_url=args.db, catalog=args.catalog, embedder=args.embedder, parser=args.parser,
+                                 cors_origins=parse_origins([SHOP, *args.cors_origin]))
+    env = webapp.worker_environment(args, settings)
+    assert env == {"CRS_DB": "sqlite:///s.db", "CRS_CATALOG": "shapes", "CRS_EMBEDDER": "fake", "CRS_PARSER": "rules",
+                   "CRS_CORS_ORIGINS": f"{SHOP},http://localhost:8000"}
+    worker = Settings.from_env(env)  # what a worker's app:app builds from them
+    assert (worker.db_url, worker.catalog, worker.embedder, worker.parser, worker.cors_origins) == \
+        (settings.db_url, settings.catalog, settings.embedder, settings.parser, settings.cors_origins)

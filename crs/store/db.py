@@ -1,5 +1,16 @@
 """Opening the store: an engine for any SQLAlchemy URL, migrated, with SQLite set up for concurrency.
 
+Several processes may share one store (``python app.py --workers N``, an evaluation beside the
+web app). On SQLite, Python's driver (pysqlite) starts its own transactions lazily, at the first
+INSERT or UPDATE, so a read-then-write unit of work is not one transaction; and a transaction that
+read first and writes later can fail at once with "database is locked" instead of waiting when
+another process committed meanwhile (WAL's stale snapshot: the busy timeout does not apply).
+So SQLAlchemy's documented recipe ("Serializable isolation / Savepoints / Transactional DDL" in
+its SQLite dialect notes) is applied: pysqlite's own BEGIN is turned off and the engine's
+``begin`` event emits ours: ``BEGIN IMMEDIATE`` for :meth:`Store.transaction` (the write lock is
+taken at the start, waiting up to the busy timeout, so nothing it read can change before it
+commits) and a plain deferred ``BEGIN`` for :meth:`Store.session` (reads take no write lock).
+
 Store errors reach people who must not see the database's address: the JSON API answers with
 the message, and a PostgreSQL URL carries its password while a SQLite URL is a path on the
 server. So a :class:`StoreError` message never holds a URL or a file path, not even the
@@ -14,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,16 +53,25 @@ class StoreBusy(StoreError):
         self.retry_after = retry_after
 
 
+# The execution option that makes a SQLite transaction start with BEGIN IMMEDIATE (see the module's
+# docstring); other backends ignore it.
+SQLITE_BEGIN = "crs_sqlite_begin"
+
+
 @dataclass
 class Store:
     url: str  # as given, password included: never put it in a message (see redact_url)
     engine: Engine
     sessions: sessionmaker[Session]
+    # Sessions for units of work that write: on SQLite they take the write lock when they begin.
+    writers: sessionmaker[Session]
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One unit of work: committed when the block ends, rolled back entirely on any error."""
-        session = self.sessions()
+        """One unit of work: committed when the block ends, rolled back entirely on any error. On
+        SQLite it holds the database's write lock from its start (BEGIN IMMEDIATE), so what it
+        reads cannot change before it commits: keep it short, other writers wait for it."""
+        session = self.writers()
         try:
             with session.begin():
                 yield session
@@ -122,6 +142,8 @@ def redact_url(url: str) -> str:
 
 def _sqlite_pragmas(busy_timeout_s: float):  # type: ignore[no-untyped-def]
     def on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        # The recipe's first half: pysqlite emits no BEGIN (nor a COMMIT before DDL) of its own.
+        dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         # WAL lets the web app read while an evaluation run writes; busy_timeout waits for a
@@ -131,6 +153,12 @@ def _sqlite_pragmas(busy_timeout_s: float):  # type: ignore[no-untyped-def]
         cursor.close()
 
     return on_connect
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """The recipe's second half: every transaction begins here, IMMEDIATE when asked for."""
+    mode = conn.get_execution_options().get(SQLITE_BEGIN)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
 
 
 def open_store(url: str | None = None, *, busy_timeout_s: float = 10.0) -> Store:
@@ -153,8 +181,12 @@ def open_store(url: str | None = None, *, busy_timeout_s: float = 10.0) -> Store
         raise StoreError(f"no database driver for {backend!r} URLs is installed or known") from exc
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_s))
+        event.listen(engine, "begin", _sqlite_begin)
+    # Shares the engine's pool and events; only the BEGIN differs (and only on SQLite).
+    writer_engine = engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
     try:
-        migrate(engine)
+        migrate(engine, writer_engine)
     except DatabaseError as exc:  # OperationalError, and "file is not a database" on first contact
         raise explain(exc) from exc
-    return Store(url=url, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
+    return Store(url=url, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False),
+                 writers=sessionmaker(writer_engine, expire_on_commit=False))

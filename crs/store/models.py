@@ -107,6 +107,9 @@ class ChatSession(Base):
     turns: Mapped[int] = mapped_column(Integer, default=0)
     belief: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Raised by every write of the belief (migration 0005): a write that read an older version
+    # is refused and recomputed (crs.sessions), so concurrent turns never overwrite each other.
+    version: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ChatTurn(Base):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from retrieval.progress import BuildProgress
 from crs.dialogue import DialogueManager
 from crs.errors import UserError
 from crs.search import CatalogSearch
+from crs.web.prepare_lock import preparing
 from crs.web.session_expiry import expire_sessions
 from crs.settings import Settings
 from crs.store import Store
@@ -98,8 +100,7 @@ class Services:
 
     @property
     def catalog(self) -> Catalog:
-        return self._once("catalog", lambda: assemble.open_settings_catalog(self.store, self.settings,
-                                                                             progress=self._report))
+        return self._once("catalog", self._open_catalog)
 
     @property
     def searcher(self) -> CatalogSearch:
@@ -156,9 +157,15 @@ class Services:
                     self._opened[name] = value
         return value
 
+    def _open_catalog(self) -> Catalog:
+        # Several workers warming up at once: one loads the demo into the store (crs.web.prepare_lock).
+        with preparing(self.settings.catalog, self._report):
+            return assemble.open_settings_catalog(self.store, self.settings, progress=self._report)
+
     def _open_searcher(self) -> CatalogSearch:
-        searcher = assemble.open_searcher(self.store, self.catalog, self.settings,
-                                          progress=self._report)
+        catalog = self.catalog
+        with preparing(catalog.name, self._report):  # one worker builds the index, the others then open it
+            searcher = assemble.open_searcher(self.store, catalog, self.settings, progress=self._report)
         status = searcher.status
         log.info("index of %r: %s (%d items, %.1f s)", self.catalog.name,
                  "built" if status.built else "loaded from cache", status.items, status.seconds)
@@ -201,6 +208,8 @@ class Services:
         try:
             # Measured without it: ~1 s for the first text turn, ~2-3 s for the first image turn.
             self.dm.warm_up()
+            # One line per server process (benchmarks/api_load.py counts them for --workers N).
+            log.info("ready: catalog %r open, models and index loaded (process %d)", self.catalog.name, os.getpid())
         except Exception as exc:  # the first request that needs it raises it again, to its caller
             # Shown on the page: one sentence, never the exception's text (it may name files,
             # hosts or a database URL); the full reason goes to the server log below.
