@@ -55,6 +55,9 @@ class TurnNotes:
     leaked: bool = False  # the simulator named the target; the message holds "[redacted]" instead
     fallbacks: tuple[str, ...] = ()  # e.g. ("simulator",): an LLM user's line came from the agenda user
     intent: Intent | None = None  # what the message meant; None: not recorded (pictures only, LLM users)
+    # What the harness caught in the line before sending it (simulators.line_checks kinds: role-break,
+    # false-accept, ...; () none); None: the simulator's lines are not checked (the agenda user's).
+    checks: tuple[str, ...] | None = None
 
 
 class UserSimulator(ABC):

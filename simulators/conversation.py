@@ -7,7 +7,8 @@ goodbye is not sent). A turn is one message and its reply; what is recorded per 
 :class:`~simulators.results.TurnResult`: the text the system received (after leak redaction),
 how many images, the action, the shown ids, ``Reply.ranking`` (the top-k when the policy
 decided), the leak flag, fallbacks (the simulator's, e.g. ``"simulator"``, then the dialogue
-manager's own, as ``Reply.fallbacks`` words them) and the wall time of ``respond``.
+manager's own, as ``Reply.fallbacks`` words them), the wall time of ``respond``, and what the
+harness caught in an LLM user's line (``TurnNotes.checks``: role breaks, false accepts, ...).
 
 :class:`SimulatorSpec` is how a run names its simulated user; it is plain, picklable data that
 worker processes turn into a simulator per conversation with :meth:`SimulatorSpec.build`.
@@ -74,7 +75,8 @@ def run_conversation(dm: DialogueManager, simulator: UserSimulator, plan: Conver
         understood = _understood(dm, session, notes.intent)
         turns.append(TurnResult(number, message.text, len(message.images), reply.action, shown, list(reply.ranking),
                                 notes.leaked, [*notes.fallbacks, *reply.fallbacks], round(latency_ms, 3),
-                                understood, phrase_of(notes.intent)))
+                                understood, phrase_of(notes.intent),
+                                None if notes.checks is None else list(notes.checks)))
         if plan.target_id in shown:
             success_turn = number
             break

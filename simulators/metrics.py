@@ -24,6 +24,20 @@ conversation c's success turn (None on failure).
 * ``turn_latency_ms`` = {p50, p95} of the dialogue manager's per-turn wall time over all turns
   (numpy's linear interpolation; None with no turns).
 
+The simulated user's lines (:func:`line_figures`; the LLM user's checks, :mod:`simulators.line_checks`):
+
+* ``line_chars`` = {mean, max} characters of the user's text over the turns that sent text (a
+  picture alone is not a line); None with none.
+* ``role_break_rate``, ``false_accept_rate``, ``wrong_answer_rate``, ``repetition_rate`` = turns
+  whose line (the model's first try) the harness caught doing that / turns whose lines were
+  checked: the LLM user's behaviour, before the harness regenerated or replaced the line, so
+  what the system received never holds a false accept or a role break. None when no turn was
+  checked (the agenda user).
+* ``user_line_checks`` = per run, the checked turns (``turns``) and how many of them had each
+  kind of :data:`line_checks.CHECK_KINDS` (keys with ``_`` for ``-``): role_break, false_accept,
+  wrong_answer, repetition, and trimmed (cut to two sentences), regenerated (asked once more),
+  replaced (the agenda user's line sent instead). None when no turn was checked.
+
 With n = 0 every mean is None and ``success_by_turn`` is T Nones.
 
 Per opening (:func:`by_start`): the same figures over the conversations that opened one way
@@ -46,7 +60,8 @@ from typing import Any
 
 import numpy as np
 
-from .results import ConversationResult
+from .line_checks import CHECK_KINDS, FALSE_ACCEPT, REPETITION, ROLE_BREAK, WRONG_ANSWER
+from .results import ConversationResult, TurnResult
 from .stats import RESAMPLES, bootstrap_ci, contain, outward
 
 SR_AT = (5, 10, 15)
@@ -185,7 +200,27 @@ def summarize(results: Sequence[ConversationResult], *, max_turns: int, k: int,
     }
     for t in SR_AT:
         summary[f"sr_at_{t}"] = by_turn[t - 1] if t <= max_turns else None
+    summary.update(line_figures(turns))
     return summary
+
+
+# The rates of line_figures, by the check they count.
+LINE_RATES = {"role_break_rate": ROLE_BREAK, "false_accept_rate": FALSE_ACCEPT, "wrong_answer_rate": WRONG_ANSWER,
+              "repetition_rate": REPETITION}
+
+
+def line_figures(turns: Sequence[TurnResult]) -> dict[str, Any]:
+    """The simulated user's line figures over ``turns`` (see the module docstring): line_chars, the
+    four check rates and user_line_checks."""
+    lengths = [len(t.user_text) for t in turns if t.user_text.strip()]
+    checked = [t.user_checks for t in turns if t.user_checks is not None]
+    out: dict[str, Any] = {"line_chars": {"mean": float(np.mean(lengths)) if lengths else None,
+                                          "max": max(lengths) if lengths else None}}
+    for name, kind in LINE_RATES.items():
+        out[name] = sum(kind in c for c in checked) / len(checked) if checked else None
+    out["user_line_checks"] = ({"turns": len(checked), **{kind.replace("-", "_"): sum(kind in c for c in checked)
+                                                          for kind in CHECK_KINDS}} if checked else None)
+    return out
 
 
 def start_kinds(results: Sequence[ConversationResult]) -> list[str]:

@@ -17,6 +17,11 @@ with its bootstrap 95% interval (:func:`format_by_start_table`, :func:`markdown_
 :func:`format_table` and the report append it). :func:`format_agreement` /
 :func:`write_agreement_report` show ``crs eval --agreement`` (:mod:`simulators.agreement`).
 
+Figures of a run whose user's lines were checked (the LLM user: ``user_line_checks``) also get
+the table of those lines (:func:`format_lines_table`, :func:`markdown_lines_table`): line length
+(mean / max characters), leak, role-break, false-accept, wrong-answer and repetition rates, and
+the lines trimmed, regenerated and replaced, of the turns checked.
+
 Plots use matplotlib's object API (``Figure`` + the Agg canvas), never pyplot, so nothing
 process-wide (the backend, open figures) changes and no display is needed.
 """
@@ -116,10 +121,50 @@ def format_table(figures: Sequence[dict[str, Any]]) -> str:
     lines = [describe_run(figures), "", *_aligned(headers, _rows(figures))]
     if any(f.get("by_start") for f in figures):
         lines += ["", format_by_start_table(figures)]
+    if any(f.get("user_line_checks") for f in figures):
+        lines += ["", f"The simulated user's lines. {LINES_NOTE}.", "", *_aligned(*_lines_table(figures))]
     if figures and figures[0].get("understanding_by_phrase"):
         lines += ["", f"What the system understood of the simulated user ({figures[0]['policy']}), worst first:",
                   format_misreadings(figures[0]["understanding_by_phrase"])]
     return "\n".join(lines)
+
+
+# -- the simulated user's lines (the LLM user's checks) -----------------------------------------------------
+
+LINES_NOTE = ("rates over the turns whose line was checked, of the model's first try (the harness then asks once "
+              "more, and sends the agenda user's line when that fails too); chars over the lines sent")
+
+
+def _line_chars(figure: dict[str, Any]) -> str:
+    chars = figure.get("line_chars") or {}
+    return "n/a" if chars.get("mean") is None else f"{chars['mean']:.0f} / {chars['max']}"
+
+
+def _lines_table(figures: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    headers = ["policy", "turns", "chars mean / max", "leak", "role break", "false accept", "wrong answer",
+               "repetition", "trimmed", "regenerated", "replaced"]
+    rows = []
+    for f in figures:
+        counts = f.get("user_line_checks")
+        if not counts:
+            continue
+        rate = _number(3)
+        rows.append([str(f["policy"]), str(counts["turns"]), _line_chars(f), rate(f.get("leak_rate")),
+                     rate(f.get("role_break_rate")), rate(f.get("false_accept_rate")),
+                     rate(f.get("wrong_answer_rate")), rate(f.get("repetition_rate")),
+                     *(str(counts[key]) for key in ("trimmed", "regenerated", "replaced"))])
+    return headers, rows
+
+
+def format_lines_table(figures: Sequence[dict[str, Any]]) -> str:
+    """The simulated user's line figures per policy; empty when no figure has checked lines."""
+    headers, rows = _lines_table(figures)
+    return "\n".join(_aligned(headers, rows)) if rows else ""
+
+
+def markdown_lines_table(figures: Sequence[dict[str, Any]]) -> str:
+    headers, rows = _lines_table(figures)
+    return _markdown(headers, rows) if rows else ""
 
 
 # -- per opening kind (the figures' by_start) -----------------------------------------------------------
@@ -274,6 +319,12 @@ def write_report(folder: Path, figures: Sequence[dict[str, Any]], results: dict[
         "",
         describe_openings(config.get("starts"), results),
         "",
+        *(["## The simulated user's lines", "", "What the harness caught in the LLM user's lines before the "
+           "system saw them: a role break (the line speaks as the assistant), a false accept (it accepts a shown "
+           "item that is not its target), a wrong answer (an offered option its target lacks), a repetition (an "
+           f"earlier turn's line again). Each is asked for once more, then replaced by the agenda user's line. "
+           f"Trimmed: cut to two sentences. Leak: the target named and redacted. {LINES_NOTE}.", "",
+           lines_table, ""] if (lines_table := markdown_lines_table(figures)) else []),
         *(["## By opening", "", f"How the conversation opened: {_opening_kinds(results)}. {BY_START_NOTE}.", "",
            by_start, ""] if (by_start := markdown_by_start_table(figures)) else []),
         *(["## Understanding by kind of phrase", "", f"Turns of the {figures[0]['policy']} run whose meaning the "

@@ -28,6 +28,10 @@ class TurnResult:
     # What kind of phrase the user sent and how it said its values ("like-but: synonym, typo"),
     # from the intent; None when none was recorded. For the understanding rate by kind of phrase.
     phrase: str | None = None
+    # What the harness caught in the simulated user's line (simulators.line_checks kinds: role-break,
+    # false-accept, wrong-answer, repetition, trimmed, regenerated, replaced); None when the user's
+    # lines are not checked (the agenda user). For the per-run line figures.
+    user_checks: list[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,10 @@ from crs.policy import BASELINES
 DESIGN_FIELDS = {"policy", "simulator", "n", "max_turns", "success_rate", "avg_turns", "hdcg", "recall_at_k",
                  "success_by_turn", "questions_per_conversation", "leak_rate", "conversations_per_second",
                  "turn_latency_ms"}
-EXTRA_FIELDS = {"understanding_rate", "profile", "sr_at_5", "sr_at_10", "sr_at_15", "k", "seed", "run_id", "ci95"}
+EXTRA_FIELDS = {"understanding_rate", "profile", "sr_at_5", "sr_at_10", "sr_at_15", "k", "seed", "run_id", "ci95",
+                # the simulated user's lines (simulators.metrics.line_figures; rates None for the agenda user)
+                "line_chars", "role_break_rate", "false_accept_rate", "wrong_answer_rate", "repetition_rate",
+                "user_line_checks"}
 # Each opening kind's figures in by_start (--compare, --by-start), beside its n, curve and ci95.
 BY_START_FIELDS = {"success_rate", "sr_at_5", "sr_at_10", "sr_at_15", "avg_turns", "hdcg",
                    "questions_per_conversation", "understanding_rate"}

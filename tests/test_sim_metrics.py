@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -10,7 +11,9 @@ from simulators.results import ConversationResult, TurnResult
 
 FIELDS = {"n", "max_turns", "success_rate", "avg_turns", "hdcg", "recall_at_k", "success_by_turn",
           "questions_per_conversation", "leak_rate", "conversations_per_second", "turn_latency_ms",
-          "sr_at_5", "sr_at_10", "sr_at_15", "understanding_rate"}
+          "sr_at_5", "sr_at_10", "sr_at_15", "understanding_rate",
+          "line_chars", "role_break_rate", "false_accept_rate", "wrong_answer_rate", "repetition_rate",
+          "user_line_checks"}
 
 
 def turn(number: int, action: str, shown: list[int] = (), ranking: list[int] = (), *, leaked: bool = False,
@@ -53,6 +56,22 @@ def test_every_figure_of_a_small_run(four) -> None:
     assert m["conversations_per_second"] == 2.0
     assert m["turn_latency_ms"] == {"p50": 40.0, "p95": pytest.approx(67.0)}
     assert m["sr_at_5"] is None and m["sr_at_10"] is None and m["sr_at_15"] is None
+    assert m["line_chars"] == {"mean": 9.0, "max": 9}  # "message N"
+    assert m["role_break_rate"] is None and m["user_line_checks"] is None  # nothing checked these lines
+
+
+def test_the_line_figures_of_checked_turns() -> None:
+    checked = [replace(turn(1, "ask"), user_text="Sure, I'm ready!", user_checks=["role-break", "regenerated",
+                                                                                    "replaced"]),
+               replace(turn(2, "recommend", [1, 2]), user_text="#1 is it", user_checks=["false-accept", "regenerated"]),
+               replace(turn(3, "recommend", [3, 4]), user_text="", user_checks=[]),  # a picture alone: no line
+               replace(turn(4, "ask"), user_text="blue", user_checks=["trimmed"])]
+    m = summarize([conversation(0, 9, checked)], max_turns=5, k=2)
+    assert m["line_chars"] == {"mean": pytest.approx((16 + 8 + 4) / 3), "max": 16}
+    assert (m["role_break_rate"], m["false_accept_rate"], m["wrong_answer_rate"], m["repetition_rate"]) == (
+        0.25, 0.25, 0.0, 0.0)
+    assert m["user_line_checks"] == {"turns": 4, "role_break": 1, "false_accept": 1, "wrong_answer": 0,
+                                     "repetition": 0, "trimmed": 1, "regenerated": 2, "replaced": 1}
 
 
 def test_hdcg_discounts_by_turn_and_position() -> None:

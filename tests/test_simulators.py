@@ -432,10 +432,11 @@ def test_leaks_by_id_title_and_most_distinctive_words() -> None:
 def test_no_false_leaks_on_common_or_vocabulary_words() -> None:
     shapes = LeakDetector("Blue square", "blue-square-flat", known_words=["blue", "square", "flat"])
     assert shapes.distinctive == ()
-    assert not shapes.redact("a blue square, flat please").leaked  # only values a user may name
+    assert not shapes.redact("a square, blue and flat please").leaked  # only values a user may name
+    assert shapes.redact("a blue square, flat please").leaked  # but the title's exact phrase (tests/test_leaks.py)
     assert shapes.redact("blue-square-flat please").text == f"{REDACTED} please"
     hat = LeakDetector("The Cat in the Hat", "B0001")
-    assert not hat.redact("the hat one, in the category of cats").leaked  # 'category' is not 'cat'
+    assert not hat.redact("the hat one, in the category of dogs").leaked  # 'category' is not 'cat'
     assert hat.redact("a cat with a hat").leaked
     assert not LeakDetector("Star", "7").redact("I like #7").leaked  # short ids are not searched
     assert LeakDetector("Star", "st-1").redact("a star").text == f"a {REDACTED}"  # a one-word title is all of it
