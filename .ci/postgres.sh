@@ -43,19 +43,22 @@ mkdir -p "$sock"
 # mktemp makes the folder private to its creator; the server's owner must reach it too.
 chmod 755 "$root"
 
+# From inside the cluster's folder: the owner may not be allowed into the caller's working folder.
+as_owner_run() { (cd "$root" && "${as_owner[@]}" "$@"); }
+
 stop() {
   if [ -f "$data/postmaster.pid" ]; then
-    "${as_owner[@]}" pg_ctl -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
+    as_owner_run pg_ctl -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
   fi
   rm -rf "$root"
 }
 trap stop EXIT
 trap 'exit 130' INT TERM  # the EXIT trap then stops the server
 
-"${as_owner[@]}" initdb -D "$data" -U crs --auth=trust -E UTF8 --locale=C.UTF-8 >"$root/initdb.log" 2>&1 \
+as_owner_run initdb -D "$data" -U crs --auth=trust -E UTF8 --locale=C.UTF-8 >"$root/initdb.log" 2>&1 \
   || { cat "$root/initdb.log" >&2; exit 1; }
 # fsync off: a test cluster never has to survive a crash, and this makes it several times faster.
-"${as_owner[@]}" pg_ctl -D "$data" -l "$root/server.log" -w -t 60 \
+as_owner_run pg_ctl -D "$data" -l "$root/server.log" -w -t 60 \
   -o "-c listen_addresses='' -c unix_socket_directories='$sock' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
   start >/dev/null || { cat "$root/server.log" >&2; exit 1; }
 for _ in $(seq 1 60); do
