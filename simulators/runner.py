@@ -8,6 +8,11 @@ conversations only; started again with the same id, it runs exactly the ones not
 Since conversation ``i`` depends only on ``(configuration, i)``, the figures of a resumed run equal
 those of an uninterrupted one, timing aside. A finished run started again is read back, not run.
 
+Where conversations run (``executor``): ``local``, in this process (one worker) or in worker
+processes (:mod:`simulators.sharding`), or ``ray``, in Ray actors on a local or remote cluster
+(:mod:`simulators.ray_executor`). Either way results come back here and are stored here, so resume
+and the figures do not depend on the executor.
+
 Timing: each stored conversation records the wall time since the previous one was stored (or
 since the workers were ready), so a policy's running time (and conversations per second) sums
 over every session of a resumed run, with model loading and the lost tail of a killed session
@@ -19,7 +24,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -42,6 +47,7 @@ TIMING_FIELDS = ("conversations_per_second", "turn_latency_ms")
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 
 Progress = Callable[[int, int], None]  # (conversations stored, conversations in the run)
+EXECUTORS = ("local", "ray")  # where conversations run: this machine's processes, or a Ray cluster
 
 
 @dataclass
@@ -73,20 +79,31 @@ def new_run_id() -> str:
 
 
 def evaluate(store: Store, config: RunConfig, *, run_id: str | None = None, workers: int = 1,
-             progress: Progress | None = None, notice: Callable[[str], None] = lambda message: None) -> RunOutcome:
-    """Run (or resume, or read back) the evaluation ``run_id`` of ``config`` in ``store``."""
+             executor: str = "local", address: str | None = None, progress: Progress | None = None,
+             notice: Callable[[str], None] = lambda message: None) -> RunOutcome:
+    """Run (or resume, or read back) the evaluation ``run_id`` of ``config`` in ``store``, on
+    ``workers`` local processes or, with ``executor="ray"``, Ray actors (on the cluster at
+    ``address``, else a local one)."""
     from crs.catalog.demo import open_catalog
 
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
+    if executor not in EXECUTORS:
+        raise UserError(f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
+    if address and executor != "ray":
+        raise UserError("--address names a Ray cluster: give it with --executor ray")
     run_id = run_id or new_run_id()
     if not _RUN_ID.fullmatch(run_id):
         raise UserError(f"--run-id {run_id!r}: use up to 100 letters, digits and . _ : - (starting with a letter "
                         "or digit)")
     url = make_url(store.url)
-    if workers > 1 and url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
-        raise UserError("--workers above 1 needs a database file or server: an in-memory SQLite database is private "
-                        "to one process")
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        if executor == "ray":
+            raise UserError("--executor ray needs a database file or server: an in-memory SQLite database is "
+                            "private to one process")
+        if workers > 1:
+            raise UserError("--workers above 1 needs a database file or server: an in-memory SQLite database is "
+                            "private to one process")
     catalog = open_catalog(store, config.catalog)  # loads the demo once here, not in every worker
     config = replace(fit_openings(store, catalog, config, notice), catalog_hash=catalog.content_hash, db=store.url)
     begin_run(store, run_id, config, catalog)
@@ -95,9 +112,12 @@ def evaluate(store: Store, config: RunConfig, *, run_id: str | None = None, work
     total = len(config.tasks())
     if todo:
         used = min(workers, len(todo))
+        where = " on Ray" if executor == "ray" else ""
         notice(f"run {run_id}: " + (f"{len(done)} of {total} conversations already stored, " if done else "")
-               + f"running {len(todo)} with {used} worker{'s' if used > 1 else ''} (resume with --run-id {run_id})")
-        _run(store, run_id, config, todo, workers, len(done), total, progress)
+               + f"running {len(todo)} with {used} worker{'s' if used > 1 else ''}{where} "
+               f"(resume with --run-id {run_id})")
+        source = _shards(config, todo, workers, executor, address, notice)
+        _run(store, run_id, source, len(done), total, progress)
     elif not done:
         raise UserError("nothing to run: n must be at least 1")
     finish_run(store, run_id)
@@ -126,15 +146,28 @@ def fit_openings(store: Store, catalog: Catalog, config: RunConfig, notice: Call
     return replace(config, starts=tuple(text_only.items()))
 
 
-def _run(store: Store, run_id: str, config: RunConfig, todo: list[Task], workers: int, stored: int, total: int,
-         progress: Progress | None) -> None:
+Shards = Callable[[Callable[[], None]], Iterator[ShardResult]]  # on_ready -> results as they finish
+
+
+def _shards(config: RunConfig, todo: list[Task], workers: int, executor: str, address: str | None,
+            notice: Callable[[str], None]) -> Shards:
+    """Where ``todo`` runs: this process (one local worker), local worker processes, or Ray actors."""
+    if executor == "ray":
+        from .ray_executor import run_on_ray
+
+        return lambda ready: run_on_ray(config, todo, workers, address=address, on_ready=ready, notice=notice)
+    if workers == 1:
+        return lambda ready: run_in_process(config, todo, on_ready=ready)
+    return lambda ready: run_in_processes(config, todo, workers, on_ready=ready)
+
+
+def _run(store: Store, run_id: str, shards: Shards, stored: int, total: int, progress: Progress | None) -> None:
     clock = {"last": time.perf_counter()}
 
     def ready() -> None:  # the running time starts once every worker has its models loaded
         clock["last"] = time.perf_counter()
 
-    source = (run_in_process(config, todo, on_ready=ready) if workers == 1
-              else run_in_processes(config, todo, workers, on_ready=ready))
+    source = shards(ready)
     if progress:
         progress(stored, total)
     for shard_result in source:

@@ -5,8 +5,9 @@ only on the run's configuration and ``i`` (its plan is a function of ``(seed, i)
 manager and the simulators are deterministic), so any worker may run any task in any order and
 the figures do not change. That makes the sharding a pure function, :func:`run_shard`
 ``(RunConfig, tasks) -> results``, which a cluster engine can call as it is (``ray.remote(run_shard)``)
-or keep a :class:`ShardWorker` per node as an actor. This module only knows how to *run* tasks;
-storing results and resuming runs is :mod:`simulators.runner`'s.
+or keep a :class:`ShardWorker` per node as an actor, as :mod:`simulators.ray_executor` does for
+``crs eval --executor ray``. This module only knows how to *run* tasks; storing results and
+resuming runs is :mod:`simulators.runner`'s.
 
 On one machine, :func:`run_in_processes` starts W ``spawn`` processes (not ``fork``: the parent may
 already hold torch and OpenMP thread pools, which do not survive a fork), each opening its store,
@@ -205,12 +206,17 @@ def limit_threads(torch_threads: int = TORCH_THREADS) -> None:
     serve_single_queries(torch_threads=torch_threads if "torch" in sys.modules else None)
 
 
+def worker_environment(torch_threads: int = TORCH_THREADS) -> dict[str, str]:
+    """The thread settings a worker starts with (a local process or a Ray actor): OpenMP and BLAS read
+    them when they load, which in a new process happens before any of our code runs."""
+    return {"OMP_NUM_THREADS": str(torch_threads), "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+            "TOKENIZERS_PARALLELISM": "false"}
+
+
 @contextlib.contextmanager
 def _child_environment(torch_threads: int) -> Iterator[None]:
-    """Thread settings for processes started inside the block: OpenMP and BLAS read them when they
-    load, which in a spawned child happens before any of our code runs."""
-    wanted = {"OMP_NUM_THREADS": str(torch_threads), "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-              "TOKENIZERS_PARALLELISM": "false"}
+    """:func:`worker_environment` for processes started inside the block."""
+    wanted = worker_environment(torch_threads)
     saved = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
     try:

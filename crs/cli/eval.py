@@ -25,10 +25,16 @@ table and written in the report.
 realistic) and with the LLM user (``--llm``), as two stored runs ``ID-PROFILE`` and ``ID-llm`` (each
 resumes on its own), and reports both success rates, the per-conversation success agreement and
 Cohen's kappa (:mod:`simulators.agreement`).
+
+``--executor ray`` runs the conversations on Ray actors (``--workers`` of them) instead of local
+processes: a local Ray started for the command, or the cluster at ``--address``
+(:mod:`simulators.ray_executor`). One Ray session serves every run of the command (each seed of
+``--seeds``, both sides of ``--agreement``); the figures and resume are the local workers'.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -37,6 +43,7 @@ from typing import Any
 from simulators.profiles import PROFILES
 
 SIMULATORS = ("agenda", "llm")
+EXECUTORS = ("local", "ray")  # as simulators.runner.EXECUTORS, which this module must not import at the top
 # Upper bounds that stop a typo (--n 1000000000) from queueing days of work or a process per
 # core many times over; each is far above the runs this project makes (n=500, T=10, a few workers).
 MAX_N = 100_000
@@ -94,6 +101,12 @@ def add_parsers(commands: argparse._SubParsersAction, common) -> None:  # type: 
                          "sd, min and max of SR, avg turns and hDCG over the seeds")
     ev.add_argument("--workers", type=int_between(1, MAX_WORKERS), default=1,
                     help=f"processes running conversations (default 1, at most {MAX_WORKERS})")
+    ev.add_argument("--executor", choices=EXECUTORS, default="local",
+                    help="where conversations run: local (this machine's processes; default) or ray (Ray actors, "
+                         "one per worker, on a local Ray or the cluster at --address; needs the ray extra)")
+    ev.add_argument("--address", metavar="HOST:PORT",
+                    help="with --executor ray: the Ray cluster's head (HOST:PORT, ray://HOST:PORT, or auto for "
+                         "the cluster on this machine); default: start a local Ray with --workers CPUs")
     ev.add_argument("-k", type=int_between(1, MAX_K), default=5,
                     help=f"items per recommendation (default 5, at most {MAX_K})")
     ev.add_argument("--llm", metavar="SPEC", help="the LLM for --simulator llm, --policy llm and the dialogue "
@@ -227,6 +240,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     seed = seeds[0] if seeds else args.seed
     if args.agreement:
         check_agreement_options(args)
+    if args.address and args.executor != "ray":
+        raise UserError("--address names a Ray cluster: give it with --executor ray")
+    if args.executor == "ray":
+        from simulators.ray_executor import import_ray
+
+        import_ray()  # a missing extra fails here, before any model loads
     policies = policies_to_run(args.policy, args.compare)
     for policy in policies:  # a typo fails here, before any model loads
         load_policy_option(policy, llm=args.llm, seed=seed)
@@ -243,17 +262,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     def run(config: RunConfig, run_id: str | None) -> Any:
         with ProgressBar() as progress:
-            outcome = evaluate(store, config, run_id=run_id, workers=args.workers, progress=progress,
+            outcome = evaluate(store, config, run_id=run_id, workers=args.workers, executor=args.executor,
+                               address=args.address, progress=progress,
                                notice=lambda message: print(message, file=sys.stderr, flush=True))
         if outcome.computed == 0:
             print(f"run {outcome.run_id} is finished: its stored figures (nothing was run)", file=sys.stderr)
         return outcome
 
-    if args.agreement:
-        return _eval_agreement(args, store, config, run)
-    if seeds:
-        return _eval_seeds(args, store, config, seeds, run)
-    outcome = run(config, args.run_id)
+    with executor_session(args):
+        if args.agreement:
+            return _eval_agreement(args, store, config, run)
+        if seeds:
+            return _eval_seeds(args, store, config, seeds, run)
+        outcome = run(config, args.run_id)
     figures = with_ci95(outcome, by_start=args.compare or args.by_start)
     if args.report:
         from pathlib import Path
@@ -265,6 +286,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         print(format_table(figures))
     return 0
+
+
+def executor_session(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
+    """With ``--executor ray``, one Ray session (connected, or a local cluster started) for every run
+    of the command: starting a local Ray takes seconds, and ``--seeds`` makes a run per seed."""
+    if args.executor != "ray":
+        return contextlib.nullcontext()
+    from simulators.ray_executor import ray_session
+
+    return ray_session(args.address, args.workers)
 
 
 def _eval_seeds(args: argparse.Namespace, store: Any, config: Any, seeds: tuple[int, ...],
