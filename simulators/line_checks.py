@@ -30,6 +30,10 @@ CHECK_KINDS = (*FAILURES, TRIMMED, REGENERATED, REPLACED)
 MAX_SENTENCES = 2  # "one or two short sentences": what a person types into a chat box
 MAX_LINE_CHARS = 200  # a longer line is cut at a word boundary (SmolLM2 wrote 250-470-character rambles)
 SIMILAR_RATIO = 0.9  # difflib's ratio at or above which two lines count as the same line
+# A line of 6+ words with fewer distinct words than this share repeats itself ("a star and a star and a
+# star", "no, no, no, ..."): a degenerate generation, counted as a repetition.
+MIN_DISTINCT_SHARE = 0.5
+MIN_WORDS_FOR_SHARE = 6
 
 # Phrases of the assistant's role, never of a customer looking for an item. A list, not a
 # classifier: each entry is a phrase seen from instruct models playing the user (or its close
@@ -55,6 +59,8 @@ ASSISTANT_PHRASES = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"\bfeel free\b",
     r"\b(?:is there )?anything else (?:i can|you need|you would like)\b",
     r"\b(?:the|a|as a) (?:customer|shopper)\b",  # speaks about the role instead of from it
+    r"\byou(?:'re| are) looking for\b",  # the customer says what *it* looks for
+    r"\bsorry for (?:any|the) (?:inconvenience|misunderstanding|confusion)\b",  # service talk (seen from SmolLM2)
     r"^\s*(?:assistant|ai|bot)\s*:",
 ))
 # A question back to the assistant about what *it* wants: "Do you want ...?", "Would you like ...?".
@@ -81,7 +87,11 @@ def trim(text: str) -> tuple[str, bool]:
     """The first :data:`MAX_SENTENCES` sentences of ``text``, cut at a word boundary under
     :data:`MAX_LINE_CHARS`; and whether anything was cut. A line that is one unbroken word longer
     than the limit is returned whole (the caller refuses it: it is no chat line)."""
-    sentences = [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
+    unique: dict[str, str] = {}  # a sentence said twice in one line is kept once (SmolLM2 does this)
+    for sentence in _SENTENCE.findall(text):
+        if sentence.strip():
+            unique.setdefault(_normal(sentence), sentence.strip())
+    sentences = list(unique.values())
     short = " ".join(sentences[:MAX_SENTENCES]) if sentences else text
     if len(short) > MAX_LINE_CHARS:
         cut = short[:MAX_LINE_CHARS + 1].rsplit(" ", 1)[0].rstrip(" ,;:-")
@@ -152,7 +162,11 @@ def _normal(text: str) -> str:
 
 
 def repeats(text: str, earlier: Sequence[str]) -> bool:
-    """The line is one of ``earlier`` again, up to case, punctuation and a word or two."""
+    """The line is one of ``earlier`` again, up to case, punctuation and a word or two; or it repeats
+    itself (fewer than :data:`MIN_DISTINCT_SHARE` distinct words)."""
     line = _normal(text)
+    words = line.split()
+    if len(words) >= MIN_WORDS_FOR_SHARE and len(set(words)) < MIN_DISTINCT_SHARE * len(words):
+        return True
     return any(line == (old := _normal(e)) or difflib.SequenceMatcher(None, line, old).ratio() >= SIMILAR_RATIO
                for e in earlier if e.strip())

@@ -13,7 +13,7 @@ from simulators.line_checks import (MAX_LINE_CHARS, accepted, false_accept, pick
     "Great choice! Anything else you need?", "As an AI, I cannot see pictures.", "Assistant: here you go",
     "Do you want it in blue?", "Would you prefer a flat one?", "Which colour would you like?",
     "The customer wants a red star.", "Let me know what you want.", "Sure!", "Certainly! What else?",
-    "Of course, I can show you more.",
+    "Of course, I can show you more.", "I'm not sure what style you're looking for.", "Sorry for any inconvenience.",
 ])
 def test_assistant_style_lines_are_role_breaks(line) -> None:
     assert role_break(line)
@@ -63,11 +63,16 @@ def test_repetition_ignores_case_punctuation_and_a_small_change() -> None:
     assert repeats("I want a blue stars", earlier)
     assert not repeats("a green star", earlier)
     assert not repeats("anything", [""])
+    assert repeats("I'm looking for a star and a star and a star and a star.", [])  # it repeats itself
+    assert repeats("no, no, no, no, no, no, no", [])
+    assert not repeats("I want a blue star, a flat one", [])
 
 
 def test_trim_keeps_two_sentences_and_a_chat_lines_length() -> None:
     assert trim("A star. Blue. Flat, please.") == ("A star. Blue.", True)
     assert trim("a star please") == ("a star please", False)
+    assert trim("A star. Blue! a star. Flat.") == ("A star. Blue!", True)  # a sentence said twice is kept once
+    assert trim("Sorry. Sorry. Sorry.") == ("Sorry.", True)
     long, cut = trim("I want " + "a very " * 60 + "blue star")
     assert cut and len(long) <= MAX_LINE_CHARS and long.startswith("I want a very")
     assert trim("z" * 300) == ("z" * 300, False)  # no word boundary: left for the caller to refuse
