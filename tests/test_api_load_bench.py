@@ -63,6 +63,24 @@ def test_the_leak_check_catches_foreign_data() -> None:
     assert person.checked[1]["problems"] == ["liked", "disliked"]
 
 
+def test_likes_a_new_topic_dropped_are_not_a_leak_but_a_foreign_like_is() -> None:
+    """The dialogue drops the likes of an old topic (BeliefState.drop_topic): fewer likes than
+    sent, in the order sent, pass and are counted; a like this session never sent is a leak."""
+    bench = load_script()
+    held = {"session_id": "s1", "liked": ["b"], "disliked": [], "turns": [{"text": "mine", "images": []}]}
+    person = bench.Person("http://test", [("a", "A")], time.monotonic() + 60, 4, 0.0, 0)
+    person.client = httpx.Client(base_url="http://test",
+                                 transport=httpx.MockTransport(lambda request: httpx.Response(200, json=held)))
+    sent = bench.Sent("s1", texts=["mine"], images=[[]])
+    sent.rate("a", True)
+    sent.rate("b", True)
+    person.check(sent)
+    assert person.checked[0]["problems"] == [] and person.checked[0]["likes_dropped"] == 1
+    held["liked"] = ["b", "z"]  # z: another session's like
+    person.check(sent)
+    assert person.checked[1]["problems"] == ["liked"]
+
+
 @pytest.mark.network
 def test_one_and_two_workers_in_one_run(shapes_catalog, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--workers 1,2: two fresh servers under the same load; turns/s of each, the ratio, no errors,
