@@ -211,7 +211,8 @@ class LLMSimulator(UserSimulator):
                   "picture_note": "A picture of the item is attached to your first message." if self.picture else "",
                   "start_note": self._start_note(), "question": "", "shown": ""}
         if reply is None:
-            values["situation"] = "The chat begins. Write your first message: what you are looking for."
+            values["situation"] = ("The chat begins. Write your first message: what you are looking for, by two or "
+                                   "three of its features.")
             return values
         values["situation"] = f"The assistant says: \u201c{reply.text}\u201d"
         if reply.action == "ask" and reply.question is not None:
