@@ -1,7 +1,7 @@
 """FAISS (flat, HNSW, IVF) against Milvus (FLAT, HNSW, IVF_FLAT) behind the same VectorIndex, in ONE run.
 
     python benchmarks/vector_engines.py [--demo auto|none|FOLDER] [--sizes 100000,1000000] [--dim 384]
-        [--queries 200] [--milvus-queries 50] [--milvus-uri URI] [--server-pid PID]
+        [--queries 200] [--milvus-queries 50] [--milvus-uri URI ...] [--server-pid PID]
         [--engines flat,hnsw,ivf,milvus-flat,milvus-hnsw,milvus-ivf] [--filter-sizes 100,1000,10000]
         [--json OUT]
 
@@ -25,8 +25,9 @@ Datasets:
   items per topic, uneven topic sizes, queries are held-out perturbed draws), so recall is
   meaningful, unlike uniform noise where no neighbourhood structure exists.
 
-Milvus: ``--milvus-uri`` defaults to a fresh milvus-lite folder in a temporary directory. milvus-lite
-3.x is Python and runs inside this process (its memory is in the RSS figures); a server URI
+Milvus: ``--milvus-uri`` (repeatable: each Milvus engine runs at each URI, labelled ``/lite`` or
+``/server``) defaults to a fresh milvus-lite folder in a temporary directory. milvus-lite 3.x is
+Python and runs inside this process (its memory is in the RSS figures); a server URI
 (``http://host:19530``) measures a real Milvus. Milvus queries are capped at ``--milvus-queries``
 per dataset when they are slow (milvus-lite does O(n) Python work per search: see the notes).
 Targets (only for sizes >= 1M): a Milvus engine with recall@10 >= 0.95 at p50 <= 5 ms.
@@ -64,13 +65,16 @@ FAISS_ENGINES = {"flat": "flat", "hnsw": "hnsw", "ivf": "ivf"}
 MILVUS_ENGINES = {"milvus-flat": "FLAT", "milvus-hnsw": "HNSW", "milvus-ivf": "IVF_FLAT"}
 COUNTERPART = {"milvus-flat": "flat", "milvus-hnsw": "hnsw", "milvus-ivf": "ivf"}
 TARGET_SIZE, TARGET_RECALL, TARGET_P50_MS = 1_000_000, 0.95, 5.0
+# A full gc before each RSS reading costs ~0.6 s in a process holding pymilvus; below this many
+# items the figures are noise anyway, so small runs (the tests) skip it.
+COLLECT_FROM = 50_000
 
 
 @dataclass
 class Row:
     data: str
     size: int
-    engine: str
+    engine: str  # flat, hnsw, ivf, or milvus-<type>/lite, milvus-<type>/server
     build_s: float
     rss_mb: float  # this process's RSS growth over the build (+ the server's with --server-pid)
     bytes_per_item: float  # rss growth / items
@@ -131,11 +135,12 @@ def demo_data(folder: Path, n_queries: int, seed: int) -> tuple[np.ndarray, np.n
 # -- engines -------------------------------------------------------------------------------------
 
 
-def build(engine: str, items: np.ndarray, uri: str) -> VectorIndex:
+def build(engine: str, items: np.ndarray, uri: str | None) -> VectorIndex:
     ids = np.arange(len(items), dtype=np.int64)
     if engine in FAISS_ENGINES:
         with threads(2):
             return FaissIndex.build(items, ids, kind=FAISS_ENGINES[engine])  # type: ignore[arg-type]
+    assert uri is not None
     return MilvusIndex.build(items, ids, uri, index_type=MILVUS_ENGINES[engine])
 
 
@@ -152,10 +157,15 @@ def single_query_ms(index: VectorIndex, queries: np.ndarray, allowed: np.ndarray
     return times * 1000.0, found
 
 
-def stored_mb(engine: str, index: VectorIndex, uri: str) -> float | None:
+def is_server(uri: str) -> bool:
+    return uri.startswith(("http", "tcp", "grpc"))
+
+
+def stored_mb(index: VectorIndex) -> float | None:
     if isinstance(index, FaissIndex):
         return faiss.serialize_index(index.index).size / 1e6
-    return folder_bytes(Path(uri)) / 1e6 if not uri.startswith(("http", "tcp", "grpc")) else None
+    assert isinstance(index, MilvusIndex)
+    return None if is_server(index.uri) else folder_bytes(Path(index.uri)) / 1e6
 
 
 def drop(index: VectorIndex) -> None:
@@ -164,15 +174,17 @@ def drop(index: VectorIndex) -> None:
         index.client.drop_collection(index.collection)
 
 
-def bench_engine(data: str, engine: str, items: np.ndarray, queries: np.ndarray, exact: np.ndarray,
+def bench_engine(data: str, engine: str, uri: str | None, items: np.ndarray, queries: np.ndarray, exact: np.ndarray,
                  args: argparse.Namespace) -> Row:
-    gc.collect()
-    before, server_before = rss_bytes(), rss_bytes(args.server_pid) if args.server_pid else 0
+    server = args.server_pid if uri is not None and is_server(uri) else None
+    collect = gc.collect if len(items) >= COLLECT_FROM else (lambda: 0)
+    collect()
+    before, server_before = rss_bytes(), rss_bytes(server) if server else 0
     start = time.perf_counter()
-    index = build(engine, items, args.milvus_uri)
+    index = build(engine, items, uri)
     build_s = time.perf_counter() - start
-    gc.collect()
-    grown = rss_bytes() - before + ((rss_bytes(args.server_pid) - server_before) if args.server_pid else 0)
+    collect()
+    grown = rss_bytes() - before + ((rss_bytes(server) - server_before) if server else 0)
     n_queries = len(queries) if engine in FAISS_ENGINES else min(len(queries), args.milvus_queries)
     with threads(1):  # one query is one thread's work (index_scaling.py measured why)
         ms, found = single_query_ms(index, queries[:n_queries])
@@ -182,12 +194,13 @@ def bench_engine(data: str, engine: str, items: np.ndarray, queries: np.ndarray,
             if size < len(items):
                 allowed = rng.choice(len(items), size, replace=False).astype(np.int64)
                 filtered[str(size)] = float(np.percentile(single_query_ms(index, queries[:args.filter_queries], allowed)[0], 50))
-    row = Row(data, len(items), engine, build_s, grown / 1e6, grown / len(items), stored_mb(engine, index, args.milvus_uri),
+    label = engine if uri is None else f"{engine}/{'server' if is_server(uri) else 'lite'}"
+    row = Row(data, len(items), label, build_s, grown / 1e6, grown / len(items), stored_mb(index),
               float(np.percentile(ms, 50)), float(np.percentile(ms, 95)), n_queries,
               recall_at_k(found, exact[:n_queries]), filtered)
     drop(index)
     del index
-    log(f"{data} {engine}: build {build_s:.1f}s p50 {row.p50_ms:.2f} ms recall {row.recall_at_10:.3f}")
+    log(f"{data} {label}: build {build_s:.1f}s p50 {row.p50_ms:.2f} ms recall {row.recall_at_10:.3f}")
     return row
 
 
@@ -195,11 +208,14 @@ def bench_dataset(data: str, items: np.ndarray, queries: np.ndarray, args: argpa
     items, queries = as_matrix(items), as_matrix(queries)
     with threads(2):
         exact = numpy_topk(items, queries, K)
-    if any(engine in MILVUS_ENGINES for engine in args.engines):
+    runs: list[tuple[str, str | None]] = []
+    for engine in args.engines:
+        runs += [(engine, None)] if engine in FAISS_ENGINES else [(engine, uri) for uri in args.milvus_uri]
+    for uri in {uri for _, uri in runs if uri is not None}:
         # Open the connection (for milvus-lite: start its in-process server) before any build, so
         # the first Milvus engine's memory is its data's, not the server's code and threads.
-        connect(check_uri(args.milvus_uri))
-    return [bench_engine(data, engine, items, queries, exact, args) for engine in args.engines]
+        connect(uri)
+    return [bench_engine(data, engine, uri, items, queries, exact, args) for engine, uri in runs]
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -210,7 +226,7 @@ def ratios(rows: list[Row]) -> list[dict[str, Any]]:
     by_key = {(r.data, r.engine): r for r in rows}
     out = []
     for row in rows:
-        base = by_key.get((row.data, COUNTERPART.get(row.engine, "")))
+        base = by_key.get((row.data, COUNTERPART.get(row.engine.partition("/")[0], "")))
         if base is None:
             continue
         out.append({"data": row.data, "engine": row.engine, "vs": base.engine,
@@ -222,7 +238,7 @@ def ratios(rows: list[Row]) -> list[dict[str, Any]]:
 
 
 def targets(rows: list[Row]) -> dict[str, object]:
-    big = [r for r in rows if r.size >= TARGET_SIZE and r.engine in MILVUS_ENGINES]
+    big = [r for r in rows if r.size >= TARGET_SIZE and r.engine.partition("/")[0] in MILVUS_ENGINES]
     passing = [r.engine for r in big if r.recall_at_10 >= TARGET_RECALL and r.p50_ms <= TARGET_P50_MS]
     return {"evaluated": bool(big), "recall_at_10": TARGET_RECALL, "p50_ms": TARGET_P50_MS,
             "passing": passing, "verdict": ("PASS" if passing else "FAIL") if big else "not run (no size >= 1M)"}
@@ -230,21 +246,21 @@ def targets(rows: list[Row]) -> dict[str, object]:
 
 def print_report(rows: list[Row], report: dict[str, Any]) -> None:
     sizes = sorted({s for r in rows for s in r.filtered_p50_ms}, key=int)
-    header = (f"{'data':>17} {'engine':>12} {'build s':>8} {'RSS MB':>8} {'B/item':>7} {'stored MB':>9} "
+    header = (f"{'data':>17} {'engine':>18} {'build s':>8} {'RSS MB':>8} {'B/item':>7} {'stored MB':>9} "
               f"{'p50 ms':>8} {'p95 ms':>8} {'queries':>7} {'recall@10':>9}"
               + "".join(f" {'filt' + s:>10}" for s in sizes))
     print(header)
     print("-" * len(header))
     for r in rows:
         stored = "-" if r.stored_mb is None else f"{r.stored_mb:.1f}"
-        print(f"{r.data:>17} {r.engine:>12} {r.build_s:8.2f} {r.rss_mb:8.1f} {r.bytes_per_item:7.0f} {stored:>9} "
+        print(f"{r.data:>17} {r.engine:>18} {r.build_s:8.2f} {r.rss_mb:8.1f} {r.bytes_per_item:7.0f} {stored:>9} "
               f"{r.p50_ms:8.3f} {r.p95_ms:8.3f} {r.queries:7d} {r.recall_at_10:9.3f}"
               + "".join(f" {r.filtered_p50_ms[s]:10.2f}" if s in r.filtered_p50_ms else f" {'-':>10}" for s in sizes))
     print("\nratios, Milvus / FAISS counterpart, same run (filt<N> = p50 ms of a search filtered to N ids):")
     for q in report["ratios"]:
         build = "-" if q["build"] is None else f"{q['build']:.1f}x"
         rss = "-" if q["rss"] is None else f"{q['rss']:.1f}x"
-        print(f"  {q['data']:>17} {q['engine']:>12} vs {q['vs']:<5} p50 {q['p50']:.1f}x  p95 {q['p95']:.1f}x  "
+        print(f"  {q['data']:>17} {q['engine']:>18} vs {q['vs']:<5} p50 {q['p50']:.1f}x  p95 {q['p95']:.1f}x  "
               f"build {build}  rss {rss}  recall {q['recall_diff']:+.3f}")
     t = report["targets"]
     print(f"\ntarget (>= 1M items): recall@10 >= {t['recall_at_10']} at p50 <= {t['p50_ms']} ms: {t['verdict']}"
@@ -252,7 +268,7 @@ def print_report(rows: list[Row], report: dict[str, Any]) -> None:
     print(f"versions: {report['versions']}")
 
 
-def versions(uri: str) -> dict[str, str]:
+def versions(uris: list[str]) -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"faiss": faiss.__version__}
@@ -261,8 +277,8 @@ def versions(uri: str) -> dict[str, str]:
             out[package] = version(package)
         except PackageNotFoundError:
             out[package] = "not installed"
-    if uri.startswith(("http", "tcp", "grpc")):
-        out["milvus server"] = str(connect(uri).get_server_version())
+    for uri in filter(is_server, uris):
+        out[f"milvus server {uri}"] = str(connect(uri).get_server_version())
     return out
 
 
@@ -277,7 +293,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--filter-sizes", type=ints, default=[100, 1000, 10_000])
     parser.add_argument("--filter-queries", type=int, default=10)
     parser.add_argument("--engines", default=",".join([*FAISS_ENGINES, *MILVUS_ENGINES]))
-    parser.add_argument("--milvus-uri", default=None, help="default: a new milvus-lite folder in a temp dir")
+    parser.add_argument("--milvus-uri", action="append", default=[],
+                        help="a milvus-lite .db path or a server URL (repeatable); default: a new milvus-lite folder in a temp dir")
     parser.add_argument("--server-pid", type=int, default=None, help="a local Milvus server's pid, to add its RSS")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
@@ -293,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="crs-milvus-", ignore_cleanup_errors=True) as tmp:
-        args.milvus_uri = args.milvus_uri or str(Path(tmp) / "bench.db")
+        args.milvus_uri = [check_uri(uri) for uri in args.milvus_uri or [str(Path(tmp) / "bench.db")]]
         rows: list[Row] = []
         folder = demo_folder(args.demo)
         if folder is not None:
