@@ -67,7 +67,7 @@ COUNTERPART = {"milvus-flat": "flat", "milvus-hnsw": "hnsw", "milvus-ivf": "ivf"
 TARGET_SIZE, TARGET_RECALL, TARGET_P50_MS = 1_000_000, 0.95, 5.0
 # A full gc before each RSS reading costs ~0.6 s in a process holding pymilvus; below this many
 # items the figures are noise anyway, so small runs (the tests) skip it.
-COLLECT_FROM = 50_000
+COLLECT_FROM = 10_000
 
 
 @dataclass
