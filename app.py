@@ -248,11 +248,14 @@ def main(argv: list[str] | None = None) -> int:
           "and the widget need nothing of the kind", file=sys.stderr, flush=True)
     served.store.engine.dispose()  # the workers open their own connections
     os.environ.update(worker_environment(args, settings))
+    # crs.web.workers and app:app import from this folder even when the package is not installed.
+    here = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
     sys.stdout.flush()
     sys.stderr.flush()
     # This process becomes uvicorn's supervisor (crs.web.workers says why it is replaced).
     os.execv(sys.executable, [sys.executable, "-m", "crs.web.workers", "--host", args.host, "--port", str(args.port),
-                              "--workers", str(args.workers), "--app-dir", str(Path(__file__).resolve().parent)])
+                              "--workers", str(args.workers), "--app-dir", here])
     return 0  # not reached
 
 
