@@ -180,9 +180,11 @@ def test_the_llamacpp_request_carries_the_schema_as_a_response_format(monkeypatc
     class Server:
         requests: list = []
 
-        def handle_chat_completions(self, request):  # type: ignore[no-untyped-def]
-            self.requests.append(request)
-            return {"choices": [{"message": {"content": "{}"}}], "usage": {"prompt_tokens": 7, "completion_tokens": 2}}
+        def handle_chat_completions(self, request, callback):  # type: ignore[no-untyped-def]
+            self.requests.append(request)  # streamed: the reply's pieces, then the usage
+            callback({"choices": [{"delta": {"content": "{"}}]})
+            callback({"choices": [{"delta": {"content": "}"}}]})
+            callback({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2}})
 
     fake = Server()
     monkeypatch.setattr(llamacpp_chat, "server", lambda *a: fake)

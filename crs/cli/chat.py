@@ -92,6 +92,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
         searcher = assemble.open_searcher(store, catalog, settings, progress=bar)
     dm = assemble.build_dialogue_manager(store, searcher, settings, policy=policy)
     chat = Chat(dm, json_lines=args.json, interactive=interactive)
+    if settings.llm:  # which stages the model serves, said once (a text-only model: no image reader)
+        from crs.llm.startup import check_llm_stages  # imports LangChain: only with an LLM
+
+        for line in check_llm_stages(dm):
+            chat.notice(f"LLM {line}")
     if args.session:
         chat.resume(args.session)
     else:

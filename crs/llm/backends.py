@@ -144,6 +144,22 @@ def load_chat_model(spec: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, max_toke
     return LLM_BACKENDS.create(parsed.scheme, llm=parsed, **options)
 
 
+def load_stage_model(spec: str, timeout_s: float | None, default_s: float, prompt_tokens: int,
+                     reply_tokens: int, *, max_tokens: int) -> tuple[BaseChatModel, float]:
+    """A stage's JSON-answering model and its time limit: ``timeout_s`` if given, else the time
+    ``prompt_tokens`` and ``reply_tokens`` take at the backend's measured speed
+    (:mod:`crs.llm.speed`), else ``default_s``. An in-process model also stops generating by
+    itself at that limit."""
+    from .speed import stage_timeout
+
+    model = load_chat_model(spec, timeout_s=timeout_s or default_s, max_tokens=max_tokens, json_mode=True)
+    if timeout_s is None:
+        timeout_s = stage_timeout(model, prompt_tokens, reply_tokens, default_s)
+        if hasattr(model, "timeout_s"):  # local backends: their own generation deadline
+            model.timeout_s = timeout_s
+    return model, timeout_s
+
+
 # -- the backends: factory(arg, *, llm: LLMSpec, timeout_s, max_tokens, temperature, json_mode) --------
 # Options go in as dicts: the clients' pydantic fields have aliases that type checkers misread.
 

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import PrivateAttr
 
 from .local_chat import LocalChatModel, text_only
+from .structured import cancelled
 
 _LOADED: dict[tuple[str, str], tuple[Any, Any, threading.Lock]] = {}
 _LOADED_LOCK = threading.Lock()
@@ -52,6 +53,11 @@ class HFChat(LocalChatModel):
     def complete(self, messages: list[dict[str, Any]], stop: list[str],
                  json_schema: dict[str, Any] | None = None) -> str:  # no constrained decoding here
         import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        class Abandoned(StoppingCriteria):  # the caller timed out: stop at the next token, free the lock
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full((input_ids.shape[0],), cancelled(), dtype=torch.bool, device=input_ids.device)
 
         tokenizer, model, lock = self._loaded
         chat = text_only(messages, "hf")
@@ -67,6 +73,7 @@ class HFChat(LocalChatModel):
             # max_time: generate() stops by itself at the deadline, so a call abandoned by the
             # caller's timeout does not hold the lock into the next turn.
             output = model.generate(**inputs, max_new_tokens=self.max_tokens, max_time=self.timeout_s,
+                                    stopping_criteria=StoppingCriteriaList([Abandoned()]),
                                     pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id, **sampling)
         text = tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
         for word in stop:  # generate() has no stop words: cut at the first one

@@ -33,6 +33,7 @@ class LocalChatModel(BaseChatModel):
     timeout_s: float = 30.0  # passed to backends that can stop generating by themselves
     json_mode: bool = False  # ask the backend to constrain the reply to one JSON object, where it can
     decodes_json_schema: ClassVar[bool] = False  # True where complete() honours json_schema
+    takes_images: ClassVar[bool] = False  # text_only() refuses image blocks: no projector is loaded
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:

@@ -22,14 +22,16 @@ from crs.understanding.parser import CritiqueParser, ParseContext, ShownItem
 from crs.facts import CatalogFacts
 from crs.turn import Critique, Reference, Relative
 from crs.llm import vocabulary
-from crs.llm.backends import load_chat_model
+from crs.llm.backends import load_stage_model
 from crs.llm.prompts import load_prompt
 from crs.llm.relevance import Encode, Offer, Relevance
 from crs.llm.schema import critique_schema
 from crs.llm.structured import LLMError, ask_json, value_lists, with_json_schema
 
 MAX_TOKENS = 300  # a critique is a few short fields; a model that rambles is cut off early
-DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_TIMEOUT_S = 10.0  # for backends whose speed is not measured (servers)
+PROMPT_TOKENS = 300  # the prompt budget (measured by benchmarks/llm_stages.py)
+REPLY_TOKENS = 64  # a long ordinary answer under the schema's grammar; the time limit allows this many
 SHOWN_VALUES = 3  # attribute values listed per shown item: enough to tell "the red one" apart
 
 
@@ -101,10 +103,12 @@ class LLMCritiqueParser(CritiqueParser):
         self._relevance: weakref.WeakKeyDictionary[CatalogFacts, Relevance] = weakref.WeakKeyDictionary()
 
     @classmethod
-    def from_spec(cls, spec: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+    def from_spec(cls, spec: str, *, timeout_s: float | None = None,
                   encode: Encode | None = None) -> LLMCritiqueParser:
-        """A parser over the model named by an ``--llm`` setting (see :mod:`crs.llm.backends`)."""
-        model = load_chat_model(spec, timeout_s=timeout_s, max_tokens=MAX_TOKENS, json_mode=True)
+        """A parser over the model named by an ``--llm`` setting (see :mod:`crs.llm.backends`);
+        its time limit is ``timeout_s`` if given, else set from the backend's measured speed."""
+        model, timeout_s = load_stage_model(spec, timeout_s, DEFAULT_TIMEOUT_S, PROMPT_TOKENS, REPLY_TOKENS,
+                                            max_tokens=MAX_TOKENS)
         return cls(model, spec=spec, timeout_s=timeout_s, encode=encode)
 
     def relevance(self, facts: CatalogFacts) -> Relevance:

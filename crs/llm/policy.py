@@ -18,13 +18,15 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from ..policy.base import ANY, Ask, Decision, Policy, PolicyContext, Recommend, question_options, top_new
 from . import vocabulary
-from .backends import load_chat_model
+from .backends import load_stage_model
 from .prompts import load_prompt
 from .schema import policy_schema
 from .structured import LLMError, ask_json, one_of, with_json_schema
 
 MAX_TOKENS = 64  # the answer is one short object; a model that rambles is cut off early
-DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_TIMEOUT_S = 10.0  # for backends whose speed is not measured (servers)
+PROMPT_TOKENS = 300  # the prompt budget (measured by benchmarks/llm_stages.py)
+REPLY_TOKENS = 24  # {"action": "ask", "attribute": "..."}
 SHORTLIST = 8  # candidates described to the model
 CANDIDATE_VALUES = 4  # attribute values per described candidate
 
@@ -54,9 +56,11 @@ class LLMPolicy(Policy):
         self.prompt = load_prompt("policy")
 
     @classmethod
-    def from_spec(cls, spec: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, titles: Titles | None = None) -> LLMPolicy:
-        """A policy over the model named by an ``--llm`` setting (see :mod:`crs.llm.backends`)."""
-        model = load_chat_model(spec, timeout_s=timeout_s, max_tokens=MAX_TOKENS, json_mode=True)
+    def from_spec(cls, spec: str, *, timeout_s: float | None = None, titles: Titles | None = None) -> LLMPolicy:
+        """A policy over the model named by an ``--llm`` setting (see :mod:`crs.llm.backends`);
+        its time limit is ``timeout_s`` if given, else set from the backend's measured speed."""
+        model, timeout_s = load_stage_model(spec, timeout_s, DEFAULT_TIMEOUT_S, PROMPT_TOKENS, REPLY_TOKENS,
+                                            max_tokens=MAX_TOKENS)
         return cls(model, spec=spec, timeout_s=timeout_s, titles=titles)
 
     def decide(self, context: PolicyContext) -> Decision:

@@ -19,7 +19,7 @@ from crs.understanding.reader import ImageReader, ReadContext
 from crs.understanding.offline_reader import COLOUR_ATTRIBUTES
 from crs.turn import ImageReading
 from crs.llm import vocabulary
-from crs.llm.backends import load_chat_model
+from crs.llm.backends import load_stage_model
 from crs.llm.pictures import data_url
 from crs.llm.prompts import Prompt, load_prompt
 from crs.llm.schema import MAX_CAPTION, MAX_COLOURS, reading_schema
@@ -27,6 +27,8 @@ from crs.llm.structured import LLMError, ask_json, one_of, value_lists, with_jso
 
 MAX_TOKENS = 300  # a reading is a few values and a caption; a model that rambles is cut off early
 DEFAULT_TIMEOUT_S = 30.0  # reading a picture takes a vision model several times longer than text
+PROMPT_TOKENS = 1000  # the vocabulary and the picture's tokens
+REPLY_TOKENS = 96  # a few values and a one-sentence caption
 
 
 class ReadingAnswer(BaseModel):
@@ -98,9 +100,11 @@ class LLMImageReader(ImageReader):
         self.prompt: Prompt = load_prompt("image_reader")
 
     @classmethod
-    def from_spec(cls, spec: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> LLMImageReader:
-        """A reader over the (vision) model named by an ``--llm`` setting (see :mod:`crs.llm.backends`)."""
-        model = load_chat_model(spec, timeout_s=timeout_s, max_tokens=MAX_TOKENS, json_mode=True)
+    def from_spec(cls, spec: str, *, timeout_s: float | None = None) -> LLMImageReader:
+        """A reader over the (vision) model named by an ``--llm`` setting (see :mod:`crs.llm.backends`);
+        its time limit is ``timeout_s`` if given, else set from the backend's measured speed."""
+        model, timeout_s = load_stage_model(spec, timeout_s, DEFAULT_TIMEOUT_S, PROMPT_TOKENS, REPLY_TOKENS,
+                                            max_tokens=MAX_TOKENS)
         return cls(model, spec=spec, timeout_s=timeout_s)
 
     def read(self, image: Image.Image, context: ReadContext) -> ImageReading:

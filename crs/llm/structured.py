@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -27,6 +28,9 @@ from pydantic import BaseModel, ValidationError
 from ..errors import StageFailure
 
 log = logging.getLogger(__name__)
+# One INFO line per stage call: whether the reply was schema-valid JSON (the CI's slow test and
+# benchmarks/llm_stages.py count these). Silent unless the program configures logging.
+calls_log = logging.getLogger("crs.llm.calls")
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
@@ -43,31 +47,75 @@ class LLMError(StageFailure):
         super().__init__(reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS - 3] + "...")
 
 
+_CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("crs_llm_cancel", default=None)
+_IN_FLIGHT: dict[threading.Thread, threading.Event] = {}  # calls still running -> their cancellation flags
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
 def call_with_timeout(fn: Callable[[], T], timeout_s: float) -> T:
     """Run ``fn`` in a worker thread; raise :class:`LLMError` if it has not returned in ``timeout_s``.
 
-    Works for any client, including in-process models that take no timeout. The worker is a
-    daemon thread: a model that never returns is abandoned, not joined, so it cannot hold up the
-    turn or the interpreter's exit. Exceptions from ``fn`` are re-raised as they are.
+    Works for any client, including in-process models that take no timeout. On the timeout the
+    call's cancellation flag is set (:func:`cancelled` reads it inside ``fn``): backends that
+    generate in this process stop at their next token, so an abandoned call does not keep the
+    model busy and the next stage's call does not queue behind it. The worker is a daemon
+    thread, so a client that never returns cannot hold up the turn; :func:`abandon_all` cancels
+    and joins what is left before the models are freed at exit. Exceptions from ``fn`` are
+    re-raised as they are.
     """
     box: dict[str, Any] = {}
     done = threading.Event()
+    cancel = threading.Event()
 
     def run() -> None:
+        _CANCEL.set(cancel)
         try:
             box["value"] = fn()
         except BaseException as exc:  # noqa: BLE001 (handed to the caller's thread, which decides)
             box["error"] = exc
         finally:
             done.set()
+            with _IN_FLIGHT_LOCK:
+                _IN_FLIGHT.pop(threading.current_thread(), None)
 
     context = contextvars.copy_context()  # LangChain callbacks and tracing live in context variables
-    threading.Thread(target=context.run, args=(run,), name="llm-call", daemon=True).start()
+    thread = threading.Thread(target=context.run, args=(run,), name="llm-call", daemon=True)
+    with _IN_FLIGHT_LOCK:
+        _IN_FLIGHT[thread] = cancel
+    thread.start()
     if not done.wait(timeout_s):
+        cancel.set()
         raise LLMError(f"timeout after {timeout_s:.1f} s")
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def cancelled() -> bool:
+    """Whether the call running in this thread was abandoned by its caller (timed out or shut down).
+    A backend that generates token by token checks it and stops generating."""
+    event = _CANCEL.get()
+    return event is not None and event.is_set()
+
+
+def in_flight() -> int:
+    """How many model calls are still running (abandoned ones included)."""
+    with _IN_FLIGHT_LOCK:
+        return len(_IN_FLIGHT)
+
+
+def abandon_all(wait_s: float) -> bool:
+    """Cancel every model call still running and wait up to ``wait_s`` for their threads to end;
+    True if none is left. Called before in-process models are freed at exit: freeing a model
+    while a thread still generates with it crashes the interpreter (status 139)."""
+    with _IN_FLIGHT_LOCK:
+        running = dict(_IN_FLIGHT)
+    for cancel in running.values():
+        cancel.set()
+    deadline = time.monotonic() + wait_s
+    for thread in running:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return not any(thread.is_alive() for thread in running)
 
 
 def reply_text(message: BaseMessage | dict[str, Any]) -> str:
@@ -188,7 +236,21 @@ def with_json_schema(model: BaseChatModel, schema: dict[str, Any], name: str = "
 def ask_json(model: BaseChatModel | Runnable, messages: Sequence[BaseMessage], schema: type[M], *,
              timeout_s: float) -> M:
     """Send ``messages``, take the first JSON object of the reply and validate it against ``schema``."""
-    return parse_reply(invoke_text(model, messages, timeout_s=timeout_s), schema)
+    started = time.perf_counter()
+    try:
+        text = invoke_text(model, messages, timeout_s=timeout_s)
+    except LLMError as exc:
+        calls_log.info("stage=%s outcome=failed seconds=%.2f reason=%s", schema.__name__,
+                       time.perf_counter() - started, exc)
+        raise
+    try:
+        answer = parse_reply(text, schema)
+    except LLMError as exc:
+        calls_log.info("stage=%s outcome=invalid seconds=%.2f reason=%s", schema.__name__,
+                       time.perf_counter() - started, exc)
+        raise
+    calls_log.info("stage=%s outcome=valid seconds=%.2f", schema.__name__, time.perf_counter() - started)
+    return answer
 
 
 def parse_reply(text: str, schema: type[M]) -> M:
