@@ -27,8 +27,8 @@ MAX_TOKENS = 64  # the answer is one short object; a model that rambles is cut o
 DEFAULT_TIMEOUT_S = 10.0  # for backends whose speed is not measured (servers)
 PROMPT_TOKENS = 300  # the prompt budget (measured by benchmarks/llm_stages.py)
 REPLY_TOKENS = 24  # {"action": "ask", "attribute": "..."}
-SHORTLIST = 8  # candidates described to the model
-CANDIDATE_VALUES = 4  # attribute values per described candidate
+SHORTLIST = 5  # candidates described to the model (the prompt stays under ~300 tokens)
+CANDIDATE_VALUES = 3  # attribute values per described candidate
 
 Titles = Callable[[list[int]], dict[int, str]]  # store ids -> titles (e.g. a store lookup)
 
