@@ -122,7 +122,7 @@ def format_table(figures: Sequence[dict[str, Any]]) -> str:
     if any(f.get("by_start") for f in figures):
         lines += ["", format_by_start_table(figures)]
     if any(f.get("user_line_checks") for f in figures):
-        lines += ["", f"The simulated user's lines. {LINES_NOTE}.", "", *_aligned(*_lines_table(figures))]
+        lines += ["", f"The simulated user's lines: {LINES_NOTE}.", "", *_aligned(*_lines_table(figures))]
     if figures and figures[0].get("understanding_by_phrase"):
         lines += ["", f"What the system understood of the simulated user ({figures[0]['policy']}), worst first:",
                   format_misreadings(figures[0]["understanding_by_phrase"])]
@@ -323,7 +323,7 @@ def write_report(folder: Path, figures: Sequence[dict[str, Any]], results: dict[
            "system saw them: a role break (the line speaks as the assistant), a false accept (it accepts a shown "
            "item that is not its target), a wrong answer (an offered option its target lacks), a repetition (an "
            f"earlier turn's line again). Each is asked for once more, then replaced by the agenda user's line. "
-           f"Trimmed: cut to two sentences. Leak: the target named and redacted. {LINES_NOTE}.", "",
+           f"Trimmed: cut to two sentences. Leak: the target named and redacted. Rates: {LINES_NOTE}.", "",
            lines_table, ""] if (lines_table := markdown_lines_table(figures)) else []),
         *(["## By opening", "", f"How the conversation opened: {_opening_kinds(results)}. {BY_START_NOTE}.", "",
            by_start, ""] if (by_start := markdown_by_start_table(figures)) else []),
