@@ -80,6 +80,7 @@ _NOT_ACCEPT = re.compile(r"\b(?:not|no|none|nope|but|without|except|closer|more|
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 _REFERENCE = re.compile(r"(?:#\s*(\d+)|\b(?:number|no\.|item|option|nr\.?)\s*(\d+)\b|\bthe\s+("
                         + "|".join(_ORDINALS) + r")\b)", re.IGNORECASE)
+UNNAMED = "unnamed"  # accepted() of a line that accepts without naming a shown item
 _NEGATION_BEFORE = re.compile(r"\b(?:not|no|never|without|n't|don't|dont)\W+(?:\w+\W+)?$", re.IGNORECASE)
 
 
@@ -107,10 +108,11 @@ def role_break(text: str) -> bool:
     return any(s.rstrip().endswith("?") and _SECOND_PERSON_WISH.search(s) for s in _SENTENCE.findall(text))
 
 
-def accepted(text: str, shown: int) -> int | None | bool:
-    """Which of ``shown`` numbered items (0-based) the line accepts: its index; True when it accepts
-    without saying which ("that's it!"); None when it accepts nothing. Only a clause with an
-    accepting phrase and no critique word counts ("#2 is it" yes, "#2 is close but blue" no)."""
+def accepted(text: str, shown: int) -> int | str | None:
+    """Which of ``shown`` numbered items (0-based) the line accepts: its index; :data:`UNNAMED` when
+    it accepts without saying which ("that's it!") or names no shown item ("#9 is it" of three);
+    None when it accepts nothing. Only a clause with an accepting phrase and no critique word
+    counts ("#2 is it" yes, "#2 is close but blue" no)."""
     if shown <= 0:
         return None
     for clause in re.split(r"[.;!?]|,\s*(?:but|and)\b", text):
@@ -118,10 +120,10 @@ def accepted(text: str, shown: int) -> int | None | bool:
             continue
         reference = _REFERENCE.search(clause)
         if reference is None:
-            return True
+            return UNNAMED
         number, item, ordinal = reference.groups()
         index = int(number or item) - 1 if (number or item) else _ORDINALS.index(ordinal.lower())
-        return index if 0 <= index < shown else True
+        return index if 0 <= index < shown else UNNAMED
     return None
 
 
@@ -131,9 +133,9 @@ def false_accept(text: str, shown_ids: Sequence[int], target_id: int) -> bool:
     choice = accepted(text, len(shown_ids))
     if choice is None:
         return False
-    if choice is True:
+    if isinstance(choice, str):
         return target_id not in shown_ids
-    return shown_ids[int(choice)] != target_id
+    return shown_ids[choice] != target_id
 
 
 def picked_options(text: str, options: Sequence[str]) -> list[str]:

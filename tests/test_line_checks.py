@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from simulators.line_checks import (MAX_LINE_CHARS, accepted, false_accept, picked_options, repeats, role_break,
-                                    trim, wrong_answer)
+from simulators.line_checks import (MAX_LINE_CHARS, UNNAMED, accepted, false_accept, picked_options, repeats,
+                                    role_break, trim, wrong_answer)
 
 
 @pytest.mark.parametrize("line", [
@@ -31,7 +31,7 @@ def test_customer_lines_are_not(line) -> None:
 
 @pytest.mark.parametrize("line, shown, choice", [
     ("#2 is it", 3, 1), ("that's it, number 1!", 2, 0), ("found it: the third one", 3, 2), ("perfect, #1", 2, 0),
-    ("yes! that's it", 2, True), ("#9 is it", 3, True),
+    ("yes! that's it", 2, UNNAMED), ("#9 is it", 3, UNNAMED),
     ("#2 is not it", 3, None), ("#2 is close but blue", 3, None), ("not the first one", 2, None),
     ("like #1 but outline", 2, None), ("none of these", 3, None), ("#2 is it", 0, None),
 ])
