@@ -1,6 +1,6 @@
 """Load on the JSON API: many simulated people chatting at once, over real HTTP, against ``python app.py``.
 
-    python benchmarks/api_load.py [--catalog demo] [--db URL] [--embedder aligned] [--sessions 20]
+    python benchmarks/api_load.py [--catalog demo] [--db URL[,URL...]] [--embedder aligned] [--sessions 20]
         [--duration 60] [--turns 4] [--image-share 0.3] [--seed 0] [--workers 1,2] [--startup-timeout 900]
         [--json OUT]
 
@@ -33,6 +33,10 @@ much as the code does. The store is by
 default a new SQLite file in a temporary folder into which the app loads the demo catalog, so
 the benchmark's sessions never land in your own store; the index cache is ``$CRS_HOME``'s,
 shared with the app and ``crs search``. ``--db`` uses that store instead (any catalog in it).
+Several comma-separated URLs (``--db sqlite:///x.db,postgresql+psycopg://...``) run the whole
+load on each store in turn, e.g. SQLite against PostgreSQL in one run; each row of the scaling
+table then names its store's backend and its turns/s as a ratio to the first store's at the same
+worker count. (A URL with a comma of its own must percent-encode it as %2C.)
 
 Long on purpose: one script is the whole benchmark (server, simulated people, leak check, report), so it runs and reads on its own.
 """
@@ -435,16 +439,45 @@ def run_benchmark(catalog: str, db_url: str, embedder: str, *, sessions: int = 2
     return report
 
 
+def run_stores(catalog: str, db_urls: list[str], embedder: str, workers: list[int], **options: Any) -> dict[str, Any]:
+    """``run_scaling`` on each store in turn; every run and scaling row names its store (password
+    hidden), and each row's ``store_ratio`` is its turns/s over the first store's at that worker count."""
+    from sqlalchemy.engine import make_url
+
+    from crs.store import redact_url
+
+    runs: list[dict[str, Any]] = []
+    scaling: list[dict[str, Any]] = []
+    for url in db_urls:
+        backend = make_url(url).get_backend_name()
+        if len(db_urls) > 1:
+            say(f"== store: {backend} ({redact_url(url)}) ==")
+        result = run_scaling(catalog, url, embedder, workers, **options)
+        for run in result["runs"]:
+            run["db"] = {"backend": backend, "url": redact_url(url)}
+        runs += result["runs"]
+        scaling += [{"db": backend, **row} for row in result["scaling"]]
+    first = {row["workers"]: row["turns_per_s"] for row in scaling[:len(workers)]}
+    for row in scaling:
+        base = first.get(row["workers"])
+        row["store_ratio"] = round(row["turns_per_s"] / base, 2) if base else None
+    return {"runs": runs, "scaling": scaling}
+
+
 def format_scaling(result: dict[str, Any]) -> str:
-    """Every run's table, then the turns/s per worker count with the ratio, errors, leaks and memory."""
+    """Every run's table, then the turns/s per store and worker count with the ratios, errors, leaks and memory."""
     lines = [format_table(run) + "\n" for run in result["runs"]]
-    lines += ["scaling (same load, a fresh server each):",
-              f"{'workers':>8}{'turns/s':>9}{'ratio':>7}{'errors':>8}{'leaks':>7}{'RSS/worker MB':>15}   load average"]
+    lines += ["scaling (same load, a fresh server each; ratio: to the store's first worker count, "
+              "store ratio: to the first store's at the same worker count):",
+              f"{'store':<12}{'workers':>8}{'turns/s':>9}{'ratio':>7}{'store ratio':>12}{'errors':>8}{'leaks':>7}"
+              f"{'RSS/worker MB':>15}   load average"]
     for row in result["scaling"]:
         ratio = "" if row["ratio"] is None else f"{row['ratio']:.2f}"
+        store_ratio = "" if row.get("store_ratio") is None else f"{row['store_ratio']:.2f}"
         rss = "" if row["rss_mb_per_worker"] is None else f"{row['rss_mb_per_worker']:,.0f}"
         load = row["load_avg"]
-        lines.append(f"{row['workers']:>8}{row['turns_per_s']:>9.2f}{ratio:>7}{row['errors']:>8}{row['leaks']:>7}{rss:>15}"
+        lines.append(f"{row.get('db', ''):<12}{row['workers']:>8}{row['turns_per_s']:>9.2f}{ratio:>7}{store_ratio:>12}"
+                     f"{row['errors']:>8}{row['leaks']:>7}{rss:>15}"
                      f"   {' '.join(map(str, load['before']))} -> {' '.join(map(str, load['after']))}")
     return "\n".join(lines)
 
@@ -487,10 +520,14 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--catalog", default="demo")
-    parser.add_argument("--db", default=None, help="store URL (default: a new temporary SQLite file; the demo "
-                                                   "catalog is loaded into it)")
+    parser.add_argument("--db", default=None, help="store URL, or several separated by commas to run the load on "
+                                                   "each (e.g. SQLite and PostgreSQL); default: a new temporary "
+                                                   "SQLite file; the demo catalog is loaded into each")
     parser.add_argument("--embedder", default="aligned")
     parser.add_argument("--sessions", type=int, default=20, help="concurrent simulated sessions (default 20)")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
@@ -517,11 +554,19 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if args.db is None and args.catalog != "demo":
         parser.error("a catalog other than the demo needs --db (the store that holds it)")
+    db_urls = [part.strip() for part in args.db.split(",")] if args.db is not None else []
+    if args.db is not None and not all(db_urls):
+        parser.error("--db: give one store URL or several separated by commas, with none empty")
+    for number, url in enumerate(db_urls, 1):
+        try:
+            make_url(url)
+        except (ArgumentError, ValueError):  # the URL itself is not echoed: it may hold a password
+            parser.error(f"--db: store URL number {number} is not a SQLAlchemy database URL")
     with tempfile.TemporaryDirectory(prefix="api-load-store-") as scratch:
-        db_url = args.db or f"sqlite:///{Path(scratch) / 'store.db'}"
-        result = run_scaling(args.catalog, db_url, args.embedder, workers, sessions=args.sessions,
-                             duration=args.duration, turns=args.turns, image_share=args.image_share, seed=args.seed,
-                             startup_timeout=args.startup_timeout, store_kind="given" if args.db else "temporary")
+        db_urls = db_urls or [f"sqlite:///{Path(scratch) / 'store.db'}"]
+        result = run_stores(args.catalog, db_urls, args.embedder, workers, sessions=args.sessions,
+                            duration=args.duration, turns=args.turns, image_share=args.image_share, seed=args.seed,
+                            startup_timeout=args.startup_timeout, store_kind="given" if args.db else "temporary")
     print(format_scaling(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
