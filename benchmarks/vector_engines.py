@@ -306,27 +306,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def make_report(rows: list[Row], args: argparse.Namespace, started: float) -> dict[str, Any]:
+    return {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "rows": [asdict(r) for r in rows], "ratios": ratios(rows), "targets": targets(rows),
+            "versions": versions(args.milvus_uri), "wall_s": time.perf_counter() - started}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
+    rows: list[Row] = []
+
+    def measured(data: str, items: np.ndarray, queries: np.ndarray) -> None:
+        rows.extend(bench_dataset(data, items, queries, args))
+        if args.json is not None:  # after every dataset: a long run stopped later keeps what it measured
+            args.json.write_text(json.dumps(make_report(rows, args, started), indent=2))
+
     with tempfile.TemporaryDirectory(prefix="crs-milvus-", ignore_cleanup_errors=True) as tmp:
         args.milvus_uri = [check_uri(uri) for uri in args.milvus_uri or [str(Path(tmp) / "bench.db")]]
-        rows: list[Row] = []
         folder = demo_folder(args.demo)
         if folder is not None:
             log(f"demo vectors from {folder}")
-            rows += bench_dataset("demo", *demo_data(folder, args.queries, args.seed), args)
+            measured("demo", *demo_data(folder, args.queries, args.seed))
         for size in args.sizes:
             log(f"synthetic {size} x {args.dim}")
             items, queries = mixture_data(np.random.default_rng(args.seed), size, args.queries, args.dim, MixtureSpec())
-            rows += bench_dataset(f"synthetic-{size}", items, queries, args)
+            measured(f"synthetic-{size}", items, queries)
             del items
-        report = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                  "rows": [asdict(r) for r in rows], "ratios": ratios(rows), "targets": targets(rows),
-                  "versions": versions(args.milvus_uri), "wall_s": time.perf_counter() - started}
+        report = make_report(rows, args, started)
     print_report(rows, report)
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2))
     return 0
 
 
