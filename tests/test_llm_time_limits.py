@@ -177,3 +177,17 @@ def test_a_model_that_may_take_images_keeps_the_llm_reader(shapes_catalog, searc
     assert check_llm_stages(dm) == ["policy: llm:fake, time limit 10.0 s", "image reader: llm:fake, time limit 30.0 s"]
     assert dm.model_reader is reader
     assert check_llm_stages(DialogueManager(shapes_catalog[0], searcher, k=3)) == []  # no LLM: nothing said
+
+
+def test_crs_chat_says_once_at_start_which_stages_the_model_serves(monkeypatch, capsys, shapes_catalog,
+                                                                    fake_server) -> None:
+    from tests.test_chat_cli import chat
+
+    engine, path = fake_server
+    store, _ = shapes_catalog
+    code, out, err = chat(monkeypatch, capsys, store, "a red star\nsomething flat\n", "--llm", f"llamacpp:{path}",
+                          "--json")
+    assert code == 0, err
+    assert err.count("LLM image reader: stays offline") == 1
+    assert err.count("LLM critique parser: llm:llamacpp:") == 1 and "measured 400 prompt" in err
+    assert len(out.strip().splitlines()) == 2
