@@ -4,7 +4,7 @@
 into catalog items (demo_metadata), makes a small WebP thumbnail per item, names its colours from
 the pixels (colours), and writes into `out_dir` (the project's assets/demo/ folder):
 
-    catalog.jsonl     items sorted by id (docs/catalog-format.md)
+    catalog.jsonl.gz  items sorted by id (docs/catalog-format.md), gzipped (mtime 0: reproducible)
     schema.json       the attribute schema
     images/<id>.webp  thumbnails, at most MAX_SIDE px, transparency kept
     ATTRIBUTION.md, licenses/Apache-2.0.txt, and a section of ../LICENSES.md (assets/LICENSES.md)
@@ -18,6 +18,7 @@ Long on purpose: the build is one pipeline (candidates, thumbnails, colours, row
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -32,6 +33,7 @@ from xml.etree.ElementTree import ParseError
 from PIL import Image
 
 from demo_build import licenses as demo_licenses
+from crs.catalog.demo import DEMO_ROWS
 from crs.catalog.colours import PALETTE, chromatic_share, colour_shares, dominant_from_shares
 from demo_build.metadata import (
     CATEGORIES,
@@ -54,6 +56,8 @@ from demo_build.sources import (
     CLIPART_PNG,
     FLUENT,
     GOOGLE,
+    NOTO_SVG,
+    TWEMOJI_SVG,
     TWITTER,
     Package,
     SourceDirs,
@@ -62,10 +66,14 @@ from demo_build.sources import (
 )
 
 MAX_SIDE = 128
-QUALITIES = (80, 75, 70, 65, 60)  # WebP qualities tried, best first; 60 is the floor
-ASSETS_BUDGET = 26 * 2**20  # all of assets/: the project limit is 32 MiB, weights need ~5 MiB
+# WebP qualities tried, best first; 60 is the floor. 70 is the ceiling since the seed vectors
+# shipped: a higher quality would change every picture, and so every shipped vector, for a
+# difference not visible at 128 px.
+QUALITIES = (70, 65, 60)
+# All of assets/ (the project limit is 40 MiB). The shipped seed vectors (demo/vectors/, written
+# later by `crs catalog export-vectors`) count as fixed bytes, as found on disk.
+ASSETS_BUDGET = 40 * 2**20
 BUDGET_MARGIN = 64 * 2**10  # room for small files others add to assets/ later
-DIRECTORY_ENTRY_BYTES = 96  # what each image adds to its folder's own size (ext4: ~72), as du counts it
 MIN_ITEMS = 8000
 LINE_ART_MAX_CHROMATIC = 0.10  # drawings with less real colour than this are black/grey line art
 # Over-represented clip-art, dropped first when the budget demands it: 1,375 near-identical
@@ -99,7 +107,7 @@ class Candidate:
     """An item before its image is processed."""
 
     id: str
-    image: Path
+    image: Path  # the thumbnail's source: a raster, or an .svg rendered at MAX_SIDE
     style_set: StyleSet
     title: str
     category: str
@@ -108,6 +116,9 @@ class Candidate:
     concept: str | None = None  # emoji only: the code points, shared by every style
     added_in: float | None = None  # emoji only
     folder: str = ""  # clip-art only: the path under svg/, for the drop order
+    # Where colours are read, when not from `image`: emoji drawn from SVG keep reading their set's
+    # 64 px PNG, so sharper thumbnails left the catalog's colour words (and its text) unchanged.
+    colour_image: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -149,8 +160,8 @@ class BuildReport:
                 f"  skipped: {table(self.skipped) or 'none'}",
                 f"  dropped to fit the size budget: {self.dropped_for_size}",
                 f"  images: WebP quality {self.webp_quality}, at most {self.max_side} px, "
-                f"{self.image_bytes / 2**20:.2f} MiB; catalog.jsonl {self.catalog_bytes / 2**20:.2f} MiB",
-                f"  assets/ total {self.assets_bytes / 2**20:.2f} MiB (du -sb) of {ASSETS_BUDGET / 2**20:.0f} MiB "
+                f"{self.image_bytes / 2**20:.2f} MiB; {DEMO_ROWS} {self.catalog_bytes / 2**20:.2f} MiB",
+                f"  assets/ total {self.assets_bytes / 2**20:.2f} MiB (file sizes) of {ASSETS_BUDGET / 2**20:.0f} MiB "
                 f"({'within' if self.within_budget else 'OVER'} budget)",
             ]
         )
@@ -166,6 +177,7 @@ def emoji_candidates(sources: SourceDirs) -> tuple[list[Candidate], Counter[str]
     records, skipped_reasons = emoji_records(emoji_json, emojibase)
     skipped = Counter(skipped_reasons)
     fluent_files = _fluent_files(sources.fluent / "assets")
+    drawings = {NOTO: noto_svg_files(sources.noto_svg), TWEMOJI: _svg_files(sources.twemoji_svg)}
     candidates: list[Candidate] = []
     for record in records:
         images = {
@@ -177,15 +189,51 @@ def emoji_candidates(sources: SourceDirs) -> tuple[list[Candidate], Counter[str]
             if image is None or not image.exists():
                 skipped[f"{style_set.name}: no image of this emoji"] += 1
                 continue
-            candidates.append(_emoji_candidate(record, style_set, image))
+            drawing = drawings.get(style_set, {}).get(codepoint_key(record.unified))
+            if style_set in drawings and drawing is None:
+                skipped[f"{style_set.name}: no SVG drawing (64 px PNG kept)"] += 1
+            candidates.append(_emoji_candidate(record, style_set, image, drawing))
     skipped["fluent-3d: rendering of no listed emoji"] += len(fluent_files)
     return candidates, skipped
 
 
-def _emoji_candidate(record: EmojiRecord, style_set: StyleSet, image: Path) -> Candidate:
+def _svg_files(root: Path) -> dict[str, Path]:
+    """A folder of `<code points>.svg` by join key; Twemoji writes code points without leading
+    zeros ("23-20e3" for keycap #), emoji.json with four digits ("0023-FE0F-20E3")."""
+    return {codepoint_key("-".join(f"{int(point, 16):04x}" for point in path.stem.split("-"))): path
+            for path in sorted(root.glob("*.svg"))}
+
+
+def noto_svg_files(package: Path) -> dict[str, Path]:
+    """Noto's drawings by join key, written out once as files from the Iconify JSON set.
+
+    Iconify keeps every drawing's inner markup in icons.json and maps code points to icon names
+    in chars.json; each file gets the set's own 128-unit view box.
+    """
+    folder = package / "svg"
+    done = folder / ".complete"
+    if not done.exists():
+        icons = json.loads((package / "icons.json").read_text(encoding="utf-8"))
+        chars = json.loads((package / "chars.json").read_text(encoding="utf-8"))
+        folder.mkdir(exist_ok=True)
+        default_width, default_height = icons.get("width", 16), icons.get("height", 16)
+        for sequence, name in sorted(chars.items()):
+            icon = icons["icons"].get(name)
+            if icon is None:  # an alias of another icon: its own drawing is written under that code point
+                continue
+            width, height = icon.get("width", default_width), icon.get("height", default_height)
+            markup = (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+                      f'viewBox="{icon.get("left", 0)} {icon.get("top", 0)} {width} {height}">{icon["body"]}</svg>')
+            (folder / f"{codepoint_key(sequence).lower()}.svg").write_text(markup, encoding="utf-8")
+        done.write_text("")
+    return _svg_files(folder)
+
+
+def _emoji_candidate(record: EmojiRecord, style_set: StyleSet, image: Path, drawing: Path | None = None) -> Candidate:
     return Candidate(
         id=f"{style_set.id_prefix}-{record.unified}",
-        image=image,
+        image=drawing or image,
+        colour_image=image if drawing else None,
         style_set=style_set,
         title=record.title,
         category=record.category,
@@ -286,16 +334,11 @@ def _png_index(png_root: Path) -> dict[str, Path]:
 # ---------------------------------------------------------------------------------- images
 
 
-def make_thumbnail(source: Path) -> Thumbnail:
-    """Decode, shrink to MAX_SIDE (never enlarge), name colours, encode WebP at each quality."""
-    with Image.open(source) as opened:
-        image = opened
-        if image.mode not in ("RGBA", "RGB", "LA", "L"):
-            # Palette images must be expanded first: resizing a palette picks nearest colours.
-            image = image.convert("RGBA")
-        image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
-        image = image.convert("RGB" if image.mode in ("RGB", "L") else "RGBA")
-    shares = colour_shares(image)
+def make_thumbnail(source: Path, colour_source: Path | None = None) -> Thumbnail:
+    """Decode (or render an SVG at MAX_SIDE), shrink to MAX_SIDE (never enlarge), name colours
+    (from `colour_source` when given), encode WebP at each quality."""
+    image = render_svg(source) if source.suffix == ".svg" else _raster(source)
+    shares = colour_shares(image if colour_source is None else _raster(colour_source))
     webp = {}
     for quality in QUALITIES:
         buffer = io.BytesIO()
@@ -304,10 +347,33 @@ def make_thumbnail(source: Path) -> Thumbnail:
     return Thumbnail(webp=webp, shares=shares)
 
 
-def _thumbnail_job(source: str) -> Thumbnail | str:
-    """Worker entry point: a Thumbnail, or the reason the image was skipped."""
+def _raster(source: Path) -> Image.Image:
+    with Image.open(source) as opened:
+        image = opened
+        if image.mode not in ("RGBA", "RGB", "LA", "L"):
+            # Palette images must be expanded first: resizing a palette picks nearest colours.
+            image = image.convert("RGBA")
+        image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+        return image.convert("RGB" if image.mode in ("RGB", "L") else "RGBA")
+
+
+def render_svg(source: Path) -> Image.Image:
+    """An emoji drawing rendered at MAX_SIDE x MAX_SIDE (emoji view boxes are square) by resvg,
+    a maintained SVG renderer with prebuilt wheels (the `demo-build` extra)."""
     try:
-        thumbnail = make_thumbnail(Path(source))
+        import resvg_py
+    except ImportError as error:
+        raise SystemExit("building the demo renders SVG with resvg: pip install -e '.[demo-build]'") from error
+    png = resvg_py.svg_to_bytes(svg_path=str(source), width=MAX_SIDE, height=MAX_SIDE)
+    with Image.open(io.BytesIO(png)) as opened:
+        return opened.convert("RGBA")
+
+
+def _thumbnail_job(job: tuple[str, str | None]) -> Thumbnail | str:
+    """Worker entry point: a Thumbnail, or the reason the image was skipped."""
+    source, colour_source = job
+    try:
+        thumbnail = make_thumbnail(Path(source), None if colour_source is None else Path(colour_source))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         return f"image does not decode ({type(error).__name__})"
     if not thumbnail.shares:
@@ -321,7 +387,8 @@ def _init_worker() -> None:
 
 def render_all(candidates: Sequence[Candidate], workers: int = WORKERS) -> list[Thumbnail | str]:
     """Thumbnails in candidate order, using `workers` processes, with progress on stdout."""
-    sources = [str(candidate.image) for candidate in candidates]
+    sources = [(str(candidate.image), None if candidate.colour_image is None else str(candidate.colour_image))
+               for candidate in candidates]
     results: list[Thumbnail | str] = []
     with multiprocessing.Pool(workers, initializer=_init_worker) as pool:
         for done, result in enumerate(pool.imap(_thumbnail_job, sources, chunksize=8), start=1):
@@ -397,27 +464,34 @@ def json_line(item: dict) -> bytes:
 
 
 def schema() -> dict:
-    """schema.json: the attributes the demo catalog declares (docs/catalog-format.md)."""
+    """schema.json: the attributes the demo catalog declares, with the labels and value names
+    questions and buttons show (docs/catalog-format.md)."""
     return {
         "name": "demo",
         "title": "Sticker and clip-art shop",
         "attributes": [
             {"name": "category", "kind": "categorical", "values": list(CATEGORIES),
-             "description": "what the picture shows"},
+             "description": "what the picture shows", "label": "Category"},
             {"name": "subcategory", "kind": "categorical",
-             "description": "the source's own finer group (emoji subgroup or clip-art folder)"},
+             "description": "the source's own finer group (emoji subgroup or clip-art folder)", "label": "Group"},
             {"name": "style", "kind": "categorical", "values": list(STYLES),
              "description": "drawing style: flat (Twemoji), cartoon (Noto), 3d (Fluent), "
-                            "clip-art (coloured drawing), line-art (black and grey drawing)"},
+                            "clip-art (coloured drawing), line-art (black and grey drawing)",
+             "label": "Style",
+             "display": {"3d": "3D", "clip-art": "Clip art", "line-art": "Line art", "flat": "Flat",
+                         "cartoon": "Cartoon"}},
             {"name": "colour", "kind": "tags", "values": list(PALETTE),
-             "description": "dominant colours, computed from the pixels"},
-            {"name": "tags", "kind": "tags", "askable": False, "description": "keywords"},
+             "description": "dominant colours, computed from the pixels", "label": "Colour"},
+            {"name": "tags", "kind": "tags", "askable": False, "description": "keywords", "label": "Keywords"},
             {"name": "concept", "kind": "categorical", "askable": False,
-             "description": "emoji code points, the same emoji in every style"},
+             "description": "emoji code points, the same emoji in every style", "label": "Emoji"},
             {"name": "set", "kind": "categorical",
              "values": [NOTO.name, TWEMOJI.name, FLUENT_3D.name, OPENCLIPART.name],
-             "description": "the artwork set the picture comes from"},
-            {"name": "added_in", "kind": "numeric", "description": "Emoji version that added it"},
+             "description": "the artwork set the picture comes from", "label": "Artwork set",
+             "display": {NOTO.name: "Google Noto", TWEMOJI.name: "Twemoji", FLUENT_3D.name: "Fluent 3D",
+                         OPENCLIPART.name: "Openclipart"}},
+            {"name": "added_in", "kind": "numeric", "description": "Emoji version that added it",
+             "label": "Emoji version"},
         ],
     }
 
@@ -485,21 +559,19 @@ def plan_size(
 
 
 def disk_bytes(root: Path) -> int:
-    """Bytes under `root` as `du -sb` counts them: files and the folders' own sizes."""
-    return sum(path.lstat().st_size for path in (root, *root.rglob("*")))
+    """Bytes of the files under `root`, as the size test (tests/test_demo_catalog.py) counts them."""
+    return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
 
 
-def _bytes_outside_demo(demo_dir: Path) -> int:
-    """Bytes of assets/ this build does not write (others' files count against the budget)."""
+def _bytes_not_written(demo_dir: Path) -> int:
+    """Bytes of assets/ this build does not write: others' files and the demo's seed vectors
+    (exported after the build) count against the budget."""
     assets = demo_dir.parent
-    licenses = assets / "LICENSES.md"
+    written = (demo_dir / "images", demo_dir / DEMO_ROWS, *_text_files(demo_dir, QUALITIES[-1]))
     if not assets.exists():
         return 0
-    return sum(
-        path.lstat().st_size
-        for path in (assets, *assets.rglob("*"))
-        if path != demo_dir and demo_dir not in path.parents and path != licenses
-    )
+    return sum(path.stat().st_size for path in assets.rglob("*")
+               if path.is_file() and not any(path == w or w in path.parents for w in written))
 
 
 def _text_files(demo_dir: Path, quality: int) -> dict[Path, bytes]:
@@ -555,13 +627,15 @@ def build_demo(out_dir: Path, cache_dir: Path, workers: int = WORKERS) -> BuildR
             folders[candidate.id] = candidate.folder
 
     lines = {item_id: json_line(item) for item_id, item in items.items()}
+    # The rows ship gzipped: each line costs what it adds to the compressed file, about this share.
+    everything = b"".join(lines.values())
+    compressed_share = len(gzip.compress(everything, mtime=0)) / max(1, len(everything))
     fixed = (
-        _bytes_outside_demo(out_dir)
+        _bytes_not_written(out_dir)
         + sum(len(data) for data in _text_files(out_dir, QUALITIES[-1]).values())
-        + DIRECTORY_ENTRY_BYTES * len(items)
     )
     plan = plan_size(
-        {item_id: len(line) for item_id, line in lines.items()},
+        {item_id: int(len(line) * compressed_share) + 1 for item_id, line in lines.items()},
         {item_id: {q: len(data) for q, data in thumb.webp.items()} for item_id, thumb in thumbnails.items()},
         size_drop_order(folders),
         fixed,
@@ -570,8 +644,9 @@ def build_demo(out_dir: Path, cache_dir: Path, workers: int = WORKERS) -> BuildR
     kept = sorted(set(items) - set(plan.dropped))
 
     _write_images(out_dir / "images", {item_id: thumbnails[item_id].webp[plan.quality] for item_id in kept})
-    catalog = b"".join(lines[item_id] for item_id in kept)
-    (out_dir / "catalog.jsonl").write_bytes(catalog)
+    catalog = gzip.compress(b"".join(lines[item_id] for item_id in kept), compresslevel=9, mtime=0)
+    (out_dir / DEMO_ROWS).write_bytes(catalog)
+    (out_dir / "catalog.jsonl").unlink(missing_ok=True)  # the uncompressed file of older builds
     for path, data in _text_files(out_dir, plan.quality).items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

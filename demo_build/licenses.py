@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from demo_build.sources import CLIPART_PNG, CLIPART_SVG, EMOJIBASE, FLUENT, GOOGLE, TWITTER
+from demo_build.sources import CLIPART_PNG, CLIPART_SVG, EMOJIBASE, FLUENT, GOOGLE, NOTO_SVG, TWEMOJI_SVG, TWITTER
 
 APACHE_TEXT = Path(__file__).with_name("LICENSE-Apache-2.0.txt")
 APACHE_COPY = "licenses/Apache-2.0.txt"  # where the builder puts it, relative to assets/demo/
@@ -42,8 +42,8 @@ SOFTWARE."""
 
 def _changes(quality: int, max_side: int) -> str:
     return (
-        f"Resized to at most {max_side} px on the longest side (64 px sources kept at 64 px, never "
-        f"enlarged), transparency kept, re-encoded as lossy WebP at quality {quality}. Titles, "
+        f"Resized to at most {max_side} px on the longest side (SVG drawings rendered at {max_side} px; "
+        f"rasters never enlarged), transparency kept, re-encoded as lossy WebP at quality {quality}. Titles, "
         "tags and categories were added from the metadata named here; colours and line-art style "
         "were computed from the pixels."
     )
@@ -59,14 +59,16 @@ fetched with `npm pack` and `apt-get download`. Each item's `source` and `licens
 its package. Licence texts and notices: `assets/LICENSES.md`.
 
 ## Twemoji (set `twemoji`, style `flat`)
-- Package: npm `{TWITTER.label}` (images under `img/twitter/64/`).
+- Packages: npm `{TWEMOJI_SVG.label}` (the SVG drawings, rendered at {max_side} px) and
+  `{TWITTER.label}` (its 64 px PNGs: colours, and the picture of the few emoji without a drawing).
 - Licence: CC-BY-4.0, https://creativecommons.org/licenses/by/4.0/
 - Attribution: {TWEMOJI_ATTRIBUTION}
   Source artwork: https://github.com/jdecked/twemoji
 - Changes: {changes}
 
 ## Noto Emoji (set `google-noto`, style `cartoon`)
-- Package: npm `{GOOGLE.label}` (images under `img/google/64/`).
+- Packages: npm `{NOTO_SVG.label}` (Noto's SVG drawings as Iconify JSON, rendered at {max_side} px)
+  and `{GOOGLE.label}` (its 64 px PNGs: colours, and the picture of the few emoji without a drawing).
 - Licence: Apache-2.0 (copy in `assets/demo/{APACHE_COPY}`).
 - Attribution: Noto Emoji images Copyright Google Inc., licensed under the Apache License 2.0.
   Source artwork: https://github.com/googlefonts/noto-emoji
@@ -102,8 +104,8 @@ def licenses_block() -> str:
 
 | set | package | licence |
 |---|---|---|
-| twemoji | npm `{TWITTER.label}` | CC-BY-4.0 |
-| google-noto | npm `{GOOGLE.label}` | Apache-2.0 |
+| twemoji | npm `{TWEMOJI_SVG.label}` (drawings), `{TWITTER.label}` | CC-BY-4.0 |
+| google-noto | npm `{NOTO_SVG.label}` (drawings), `{GOOGLE.label}` | Apache-2.0 |
 | fluent-3d | npm `{FLUENT.label}` | MIT |
 | openclipart | Debian `{CLIPART_PNG.label}`, `{CLIPART_SVG.label}` | public domain (CC-PDDC) |
 | (labels, keywords) | npm `{EMOJIBASE.label}` | MIT |

@@ -45,7 +45,12 @@ FLUENT = Package("npm", "@lobehub/fluent-emoji-3d", "1.1.0", "MIT")
 EMOJIBASE = Package("npm", "emojibase-data", "17.0.0", "MIT")
 CLIPART_PNG = Package("deb", "openclipart-png", "1:0.18+dfsg-19", "CC-PDDC")
 CLIPART_SVG = Package("deb", "openclipart-svg", "1:0.18+dfsg-19", "CC-PDDC")
-ALL_PACKAGES = (GOOGLE, TWITTER, FLUENT, EMOJIBASE, CLIPART_PNG, CLIPART_SVG)
+# Vector drawings of the same two emoji sets, rendered at 128 px for sharp thumbnails (the
+# datasource packages stop at 64 px). Noto's SVGs come as one Iconify JSON file; the package's
+# MIT licence covers its code, the Twemoji graphics stay CC-BY-4.0.
+NOTO_SVG = Package("npm", "@iconify-json/noto", "1.2.9", "Apache-2.0")
+TWEMOJI_SVG = Package("npm", "@twemoji/svg", "15.0.0", "CC-BY-4.0")
+ALL_PACKAGES = (GOOGLE, TWITTER, FLUENT, EMOJIBASE, CLIPART_PNG, CLIPART_SVG, NOTO_SVG, TWEMOJI_SVG)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ class SourceDirs:
     emojibase: Path  # npm package root (has en/data.json)
     clipart_png: Path  # .../usr/share/openclipart/png
     clipart_svg: Path  # .../usr/share/openclipart/svg
+    noto_svg: Path  # npm package root (has icons.json, chars.json)
+    twemoji_svg: Path  # npm package root (has <code points>.svg)
 
 
 def default_cache_dir() -> Path:
@@ -76,6 +83,8 @@ def fetch_sources(cache_dir: Path) -> SourceDirs:
         emojibase=roots[EMOJIBASE] / "package",
         clipart_png=roots[CLIPART_PNG] / clipart / "png",
         clipart_svg=roots[CLIPART_SVG] / clipart / "svg",
+        noto_svg=roots[NOTO_SVG] / "package",
+        twemoji_svg=roots[TWEMOJI_SVG] / "package",
     )
 
 

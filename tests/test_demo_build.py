@@ -277,8 +277,8 @@ def test_schema_declares_every_attribute_items_use() -> None:
 def test_plan_keeps_everything_at_the_best_quality_that_fits() -> None:
     lines = {"a": 10, "b": 10}
     images = {"a": {q: q for q in demo_build.QUALITIES}, "b": {q: q for q in demo_build.QUALITIES}}
-    plan = plan_size(lines, images, ["a"], fixed_bytes=0, budget=20 + 2 * 75, min_items=1)
-    assert (plan.quality, plan.dropped, plan.fits) == (75, (), True)
+    plan = plan_size(lines, images, ["a"], fixed_bytes=0, budget=20 + 2 * 65, min_items=1)
+    assert (plan.quality, plan.dropped, plan.fits) == (65, (), True)
 
 
 def test_plan_drops_in_order_below_the_quality_floor_but_keeps_the_minimum() -> None:
@@ -311,3 +311,48 @@ def test_licenses_block_is_replaced_and_other_sections_kept() -> None:
     assert again.count(demo_licenses.BLOCK_BEGIN) == 1
     assert demo_licenses.TWEMOJI_ATTRIBUTION in again
     assert demo_licenses.merge_licenses(None).count(demo_licenses.BLOCK_END) == 1
+
+
+# ------------------------------------------------------------------------- sharp emoji thumbnails
+
+def test_the_committed_schema_is_what_the_build_writes() -> None:
+    from crs.config import DEMO_DIR
+
+    written = json.dumps(demo_build.schema(), indent=2, ensure_ascii=False) + "\n"
+    assert (DEMO_DIR / "schema.json").read_text(encoding="utf-8") == written
+
+
+def test_svg_files_join_twemoji_names_without_leading_zeros(tmp_path: Path) -> None:
+    for name in ("23-20e3", "1f431", "1f3c3-1f3fb-200d-2640-fe0f"):
+        (tmp_path / f"{name}.svg").write_text("<svg/>")
+    files = demo_build._svg_files(tmp_path)
+    assert set(files) == {codepoint_key("0023-FE0F-20E3"), codepoint_key("1F431"),
+                          codepoint_key("1F3C3-1F3FB-200D-2640-FE0F")}
+
+
+CAT_BODY = '<circle cx="64" cy="64" r="60" fill="#ffcc00"/><rect x="40" y="50" width="10" height="10" fill="#000"/>'
+
+
+def test_noto_drawings_are_written_from_the_iconify_set_and_rendered_at_128_px(tmp_path: Path) -> None:
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "icons.json").write_text(json.dumps({"width": 128, "height": 128, "icons": {"cat-face": {"body": CAT_BODY}}}))
+    (package / "chars.json").write_text(json.dumps({"1f431": "cat-face", "1f408": "missing-alias"}))
+    files = demo_build.noto_svg_files(package)
+    assert set(files) == {codepoint_key("1F431")}
+    image = demo_build.render_svg(files[codepoint_key("1F431")])
+    assert image.size == (demo_build.MAX_SIDE, demo_build.MAX_SIDE) == (128, 128)
+    assert image.getpixel((64, 64))[:3] == (255, 204, 0) and image.getpixel((1, 1))[3] == 0
+
+
+def test_a_drawn_emoji_names_its_colours_from_its_png(tmp_path: Path) -> None:
+    from PIL import Image
+
+    drawing = tmp_path / "1f431.svg"
+    drawing.write_text(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 128 128">{CAT_BODY}</svg>')
+    png = tmp_path / "1f431.png"
+    Image.new("RGBA", (64, 64), (20, 60, 220, 255)).save(png)  # a blue square: the colours come from here
+    thumbnail = demo_build.make_thumbnail(drawing, png)
+    assert max(thumbnail.shares, key=thumbnail.shares.get) == "blue"
+    with Image.open(__import__("io").BytesIO(thumbnail.webp[70])) as webp:
+        assert webp.size == (128, 128)
