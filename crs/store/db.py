@@ -175,8 +175,13 @@ def open_store(url: str | None = None, *, busy_timeout_s: float = 10.0) -> Store
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the database's folder: {exc.strerror}") from exc
+    # PostgreSQL waits for a row or table lock forever by default; with lock_timeout a write held up
+    # by another process (a session's row lock) fails as StoreBusy (SQLSTATE 55P03) like SQLite's
+    # busy timeout, and the API answers 503 + Retry-After instead of hanging.
+    connect_args = ({"options": f"-c lock_timeout={int(busy_timeout_s * 1000)}"}
+                    if backend == "postgresql" else {})
     try:
-        engine = create_engine(url)
+        engine = create_engine(url, connect_args=connect_args)
     except (NoSuchModuleError, ImportError) as exc:
         raise StoreError(f"no database driver for {backend!r} URLs is installed or known") from exc
     if backend == "sqlite":
