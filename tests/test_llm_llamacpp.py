@@ -45,7 +45,9 @@ def test_smollm2_through_the_critique_parser_completes_and_stays_loaded(smollm2:
         assert time.perf_counter() - started < 121
     assert all(isinstance(o, (Critique, LLMError)) for o in outcomes)
     again = LLMCritiqueParser.from_spec(f"llamacpp:{smollm2}", timeout_s=120)
-    assert again.model._server is parser.model._server  # one loaded model, shared
+    from crs.llm.llamacpp_chat import _SERVERS
+
+    assert again.model._key == parser.model._key and len(_SERVERS) == 1  # one loaded model, shared
 
 
 def test_smollm2_free_text_and_the_limits_of_a_text_model(smollm2: Path) -> None:
