@@ -191,3 +191,21 @@ def test_crs_chat_says_once_at_start_which_stages_the_model_serves(monkeypatch, 
     assert err.count("LLM image reader: stays offline") == 1
     assert err.count("LLM critique parser: llm:llamacpp:") == 1 and "measured 400 prompt" in err
     assert len(out.strip().splitlines()) == 2
+
+
+def test_the_web_app_checks_the_stages_once_when_it_opens_the_dialogue_manager(caplog, shapes_catalog,
+                                                                               fake_server) -> None:
+    """The server, like crs chat, leaves the reader offline over a text-only model (said once in
+    its log), so picture turns record no per-turn reader fallback."""
+    import logging
+
+    from crs.settings import Settings
+    from crs.web.services import Services
+
+    _, path = fake_server
+    store, _ = shapes_catalog
+    services = Services(Settings(db_url=store.url, catalog="shapes", embedder="fake", k=3, llm=f"llamacpp:{path}"))
+    with caplog.at_level(logging.INFO, logger="crs.web.services"):
+        dm = services.dm
+    assert dm.reader is dm.offline_reader and dm.model_reader is None  # the LLM reader was replaced at start
+    assert sum("LLM image reader: stays offline" in r.getMessage() for r in caplog.records) == 1

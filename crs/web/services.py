@@ -192,7 +192,13 @@ class Services:
         # the query encoder, the reader's value prototypes): said as a stage of one step, so the
         # banner and /health do not sit on "writing the index: 12330/12330" meanwhile.
         self._report(BuildProgress("loading the models", 0, 1, unit="step"))
-        return assemble.build_dialogue_manager(self.store, searcher, self.settings)
+        dm = assemble.build_dialogue_manager(self.store, searcher, self.settings)
+        if self.settings.llm:  # which stages the model serves, logged once (a text-only model: no LLM reader)
+            from crs.llm.startup import check_llm_stages  # imports LangChain: only with an LLM
+
+            for line in check_llm_stages(dm):
+                log.info("LLM %s", line)
+        return dm
 
     # -- warm-up ----------------------------------------------------------------------------------------
 
