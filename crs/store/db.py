@@ -20,6 +20,8 @@ server's log. Where the command line names a database it prints :func:`redact_ur
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -146,10 +148,20 @@ def _sqlite_pragmas(busy_timeout_s: float):  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        # WAL lets the web app read while an evaluation run writes; busy_timeout waits for a
-        # lock instead of failing at once.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # busy_timeout first: it makes the other statements wait for a lock instead of failing at once.
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        # WAL lets the web app read while an evaluation run writes. Switching a new database to WAL
+        # needs it to itself, and SQLite can answer "locked" at once while another process is
+        # creating it (seen: 4 processes opening one new store), so the switch is retried.
+        deadline = time.monotonic() + busy_timeout_s
+        while True:
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         cursor.close()
 
     return on_connect
