@@ -222,7 +222,12 @@ def test_a_killed_ray_run_resumes_to_the_same_figures(ray_cluster, shapes_catalo
         assert sorted(r.conversation_index for r in rows) == list(range(N))  # each once
         assert before <= {(r.conversation_index, r.id, r.created_at) for r in rows}  # never recomputed
         assert db.get(EvalRun, "killed").status == "finished"
-    assert not ray_actor_processes()  # the finished run let its actors go
+    # The finished run let its actors go: Ray stops a killed actor's process asynchronously (seen
+    # still alive for a moment right after the run returned), so allow it a few seconds.
+    deadline = time.monotonic() + 20
+    while ray_actor_processes():
+        assert time.monotonic() < deadline, f"Ray actors {ray_actor_processes()} outlived the finished run"
+        time.sleep(0.2)
 
 
 @pytest.mark.slow
