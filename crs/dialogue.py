@@ -212,9 +212,12 @@ class DialogueManager:
                                 belief.turns, self.k, frozenset(belief.shown), belief.summary(),
                                 {a: frozenset(v) for a, v in belief.exclude.items()}, page_replies,
                                 named=not belief.shown and self.posterior.names_items(belief.texts))
+        fallbacks_before = len(record.fallbacks)
         decision = self._stage("policy", record, lambda: self.policy.decide(context),
                                lambda: self.default_policy.decide(context), self.policy is not self.default_policy)
-        record.policy = getattr(self.policy, "name", type(self.policy).__name__)
+        # The stored turn names the policy that decided: after a fallback that is the default one.
+        decided = self.default_policy if len(record.fallbacks) > fallbacks_before else self.policy
+        record.policy = getattr(decided, "name", type(decided).__name__)
         ranking = [int(i) for i in candidates.ids[np.argsort(-candidates.posterior, kind="stable")[:self.k]]]
         if isinstance(decision, Ask):
             belief.record_question(decision.attribute)

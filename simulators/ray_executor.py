@@ -37,7 +37,7 @@ from crs.errors import UserError
 
 from .results import ConversationResult
 from .sharding import (IN_FLIGHT, START_TIMEOUT_S, TORCH_THREADS, RunConfig, ShardResult, ShardWorker, Task,
-                       WorkerError, limit_threads, worker_environment)
+                       WorkerError, announce, limit_threads, ready_payload, worker_environment)
 
 INSTALL_HINT = "install the ray extra: pip install -e .[ray]"
 CONNECT_TIMEOUT_S = 5.0  # a TCP check before ray.init, which retries an unreachable address for minutes
@@ -140,7 +140,7 @@ class ShardRunner:
             self._problem = ("error", traceback.format_exc())
 
     def ready(self) -> tuple[str, Any]:
-        return self._problem or ("ready", os.getpid())
+        return self._problem or ("ready", ready_payload(self._worker))  # type: ignore[arg-type]
 
     def run(self, task: Task) -> tuple[str, Any]:
         if self._worker is None:
@@ -188,6 +188,8 @@ def run_on_ray(config: RunConfig, tasks: Iterable[Task], workers: int, *, addres
                 kind, payload = _unwrap(answer, number)
                 if kind != "ready":
                     raise WorkerError(f"Ray worker {number} sent {kind!r} before it was ready: {payload!r}")
+                if number == 0:  # the first actor speaks for all: they load the same models
+                    announce(payload, notice)
 
         try:
             await_ready([start()], 0)

@@ -157,8 +157,8 @@ def _shards(config: RunConfig, todo: list[Task], workers: int, executor: str, ad
 
         return lambda ready: run_on_ray(config, todo, workers, address=address, on_ready=ready, notice=notice)
     if workers == 1:
-        return lambda ready: run_in_process(config, todo, on_ready=ready)
-    return lambda ready: run_in_processes(config, todo, workers, on_ready=ready)
+        return lambda ready: run_in_process(config, todo, on_ready=ready, notice=notice)
+    return lambda ready: run_in_processes(config, todo, workers, on_ready=ready, notice=notice)
 
 
 def _run(store: Store, run_id: str, shards: Shards, stored: int, total: int, progress: Progress | None) -> None:

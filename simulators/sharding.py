@@ -56,6 +56,11 @@ Task = tuple[str, int]  # (policy name, conversation index)
 IN_FLIGHT = 2  # tasks queued per worker: the next is ready while the parent stores the last result
 START_TIMEOUT_S = 1800.0  # the first worker may build the catalog's index (minutes on the demo)
 TORCH_THREADS = 1  # per worker: see the module docstring
+Notice = Callable[[str], None]  # a line for the person running the evaluation
+
+
+def _silent(message: str) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,7 @@ class ShardWorker:
             raise UserError(f"catalog {config.catalog!r} changed while the run was being set up; start it again")
         self.searcher = assemble.open_searcher(self.store, self.catalog, self.settings)
         self._dms: dict[str, DialogueManager] = {}
+        self.llm_stages: list[str] = []  # what the LLM start-up check said (crs.llm.startup), for the parent
         self.dialogue_manager(config.policies[0])  # opened before the first task, as every resource
         # The simulated users' own view of the catalog; their eye is the index's picture vectors.
         self.world = SimulationWorld(self.store, self.catalog, self.searcher.index)
@@ -168,6 +174,11 @@ class ShardWorker:
         policy = assemble.build_policy(self.settings, policy_name, seed=self.config.seed)
         dm = assemble.build_dialogue_manager(self.store, self.searcher, self.settings, policy=policy,
                                              share_with=next(iter(self._dms.values()), None))
+        if self.settings.llm:  # a text-only model: the image reader stays offline (no fallback per picture)
+            from crs.llm.startup import check_llm_stages  # imports LangChain: only with an LLM
+
+            lines = check_llm_stages(dm)  # every policy's manager: each has its own reader setting
+            self.llm_stages = self.llm_stages or lines
         # Setup time, not the first conversation's (which would skew conversations per second).
         dm.warm_up()
         self._dms[policy_name] = dm
@@ -190,6 +201,17 @@ def run_shard(config: RunConfig, tasks: Sequence[Task]) -> list[ShardResult]:
     (a cluster engine ships ``config`` and a slice of :meth:`RunConfig.tasks`)."""
     worker = ShardWorker(config)
     return [worker.run(task) for task in tasks]
+
+
+def ready_payload(worker: ShardWorker) -> dict[str, Any]:
+    """What a worker sends once it is open: its process, and what the LLM start-up check said."""
+    return {"pid": os.getpid(), "llm_stages": list(worker.llm_stages)}
+
+
+def announce(payload: dict[str, Any], notice: Notice) -> None:
+    """The first worker's LLM start-up lines, said once per run (every worker loads the same models)."""
+    for line in payload.get("llm_stages", []):
+        notice(f"LLM {line}")
 
 
 # -- threads ------------------------------------------------------------------------------------------
@@ -233,10 +255,11 @@ def _child_environment(torch_threads: int) -> Iterator[None]:
 
 
 def run_in_process(config: RunConfig, tasks: Iterable[Task], *, on_ready: Callable[[], None] = lambda: None,
-                   torch_threads: int = TORCH_THREADS) -> Iterator[ShardResult]:
+                   notice: Notice = _silent, torch_threads: int = TORCH_THREADS) -> Iterator[ShardResult]:
     """Run ``tasks`` here, one after another (``--workers 1``); ``on_ready`` once everything is open."""
     worker = ShardWorker(config)
     limit_threads(torch_threads)
+    announce(ready_payload(worker), notice)
     on_ready()
     for task in tasks:
         yield worker.run(task)
@@ -258,7 +281,7 @@ def _serve(config: RunConfig, conn: Connection, torch_threads: int) -> None:
     except BaseException:  # noqa: BLE001 (a bug: its traceback goes to the parent)
         _send(conn, ("error", traceback.format_exc()))
         return
-    if not _send(conn, ("ready", os.getpid())):
+    if not _send(conn, ("ready", ready_payload(worker))):
         return
     while True:
         try:
@@ -300,8 +323,8 @@ class WorkerError(RuntimeError):
 
 
 def run_in_processes(config: RunConfig, tasks: Iterable[Task], workers: int, *,
-                     on_ready: Callable[[], None] = lambda: None, torch_threads: int = TORCH_THREADS,
-                     context: str = "spawn") -> Iterator[ShardResult]:
+                     on_ready: Callable[[], None] = lambda: None, notice: Notice = _silent,
+                     torch_threads: int = TORCH_THREADS, context: str = "spawn") -> Iterator[ShardResult]:
     """Run ``tasks`` on ``workers`` processes; yields results as they arrive (any order).
 
     The first worker starts alone, so that if the catalog's index must be built, one process
@@ -331,6 +354,8 @@ def run_in_processes(config: RunConfig, tasks: Iterable[Task], workers: int, *,
                 kind, payload = _receive(waiting.pop(conn))  # type: ignore[arg-type]
                 if kind != "ready":
                     raise WorkerError(f"worker sent {kind!r} before it was ready: {payload!r}")
+                if starting[0].number == 0:  # the first worker speaks for all: they load the same models
+                    announce(payload, notice)
 
     try:
         pool.append(start(0))

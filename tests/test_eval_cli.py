@@ -232,10 +232,16 @@ def test_an_llm_user_run_is_deterministic_end_to_end_with_the_fake_backend(shape
         code, out, err = crs_eval(capsys, store, "--simulator", "llm", "--llm", f"fake:{script}", "--n", "3",
                                   "--max-turns", "3", "--policy", "always-recommend", "--json", "--run-id", run)
         assert code == 0, err
+        assert err.count("LLM critique parser: llm:fake:") == 1  # the start-up check, said once
         result = json.loads(out)
         assert result["simulator"] == "llm" and result["n"] == 3
         figures.append({key: result[key] for key in ("success_rate", "avg_turns", "success_by_turn", "leak_rate")})
     assert figures[0] == figures[1]
+    code, out, err = crs_eval(capsys, store, "--simulator", "llm", "--llm", f"fake:{script}", "--n", "3",
+                              "--max-turns", "3", "--policy", "always-recommend", "--json", "--workers", "2")
+    assert code == 0, err
+    assert err.count("LLM critique parser: llm:fake:") == 1  # two worker processes, said once by the first
+    assert {key: json.loads(out)[key] for key in figures[0]} == figures[0]
     code, _, err = crs_eval(capsys, store, "--simulator", "llm", "--llm", f"fake:{tmp_path / 'none.json'}", "--n", "1")
     assert code == 1 and "cannot read the script" in err
 

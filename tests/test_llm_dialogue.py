@@ -53,6 +53,7 @@ def test_llm_stages_drive_the_conversation_and_fall_back_per_turn(shapes_catalog
     assert second.action == "recommend" and second.fallbacks == []
     assert len(policy.model.received) == 1  # nothing left to ask on turn 2: the model was not consulted
     history = dm.history(session)
+    assert history[0]["understanding"]["policy"] == "eig"  # turn 1 was decided by the fallback, and says so
     assert history[1]["understanding"]["critique"]["source"] == "llm:fake"
     assert history[1]["understanding"]["policy"] == "llm:fake"
 

@@ -209,3 +209,15 @@ def test_the_web_app_checks_the_stages_once_when_it_opens_the_dialogue_manager(c
         dm = services.dm
     assert dm.reader is dm.offline_reader and dm.model_reader is None  # the LLM reader was replaced at start
     assert sum("LLM image reader: stays offline" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_crs_eval_checks_the_stages_once_and_keeps_the_reader_offline(capsys, shapes_catalog, fake_server) -> None:
+    """An evaluation's workers assemble the system as crs chat does, start-up check included."""
+    from tests.test_eval_cli import crs_eval
+
+    _, path = fake_server
+    store, _ = shapes_catalog
+    code, out, err = crs_eval(capsys, store, "--llm", f"llamacpp:{path}", "--n", "2", "--max-turns", "2",
+                              "--policy", "always-recommend", "--starts", "other-style-image", "--json")
+    assert code == 0, err
+    assert err.count("LLM image reader: stays offline") == 1 and err.count("LLM critique parser: llm:llamacpp:") == 1
