@@ -57,8 +57,6 @@ def run_catalog(cases: list[Case], name: str, store: Any, llm: str, *, timeout_s
     from crs.facts import CatalogFacts
     from crs.llm.parser import LLMCritiqueParser
     from crs.llm.structured import LLMError
-    from crs.turn import Question
-    from crs.understanding.parser import ParseContext, ShownItem
 
     catalog = open_catalog(store, name)
     facts = CatalogFacts.load(store, catalog)
@@ -71,11 +69,7 @@ def run_catalog(cases: list[Case], name: str, store: Any, llm: str, *, timeout_s
     parser = LLMCritiqueParser.from_spec(llm, timeout_s=timeout_s, encode=encode)
     rows = []
     for case in cases:
-        page = [items[external] for external in case.shown]
-        values = facts.values_of([item_id for item_id, _ in page])
-        shown = [ShownItem(item_id, title, v) for (item_id, title), v in zip(page, values)]
-        question = Question(case.question["attribute"], list(case.question["options"])) if case.question else None
-        context = ParseContext(facts=facts, shown=shown, question=question)
+        context = case_context(case, facts, items)
         messages, _ = parser.request(case.text, context)
         chars = sum(len(str(m.content)) for m in messages)
         started = time.perf_counter()
@@ -154,6 +148,19 @@ def main(argv: list[str] | None = None) -> int:
             if not r["ok"]:
                 print(f"{r['id']}: {r['text']!r}: {r['fallback'] or '; '.join(r['diffs'])}")
     return 0
+
+
+def case_context(case: Case, facts: Any, items: dict[str, tuple[int, str]]) -> Any:
+    """The parse context of a fixture case: the items it says were shown (numbered as the person saw
+    them) and the pending question."""
+    from crs.turn import Question
+    from crs.understanding.parser import ParseContext, ShownItem
+
+    page = [items[external] for external in case.shown]
+    values = facts.values_of([item_id for item_id, _ in page])
+    shown = [ShownItem(item_id, title, v) for (item_id, title), v in zip(page, values)]
+    question = Question(case.question["attribute"], list(case.question["options"])) if case.question else None
+    return ParseContext(facts=facts, shown=shown, question=question)
 
 
 if __name__ == "__main__":

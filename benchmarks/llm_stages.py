@@ -16,7 +16,8 @@ spread over the groups as ``benchmarks/llm_parser.py`` does):
   and, for an ask, the same attribute. There is no ground truth for a policy: agreement says how
   often the LLM would change what the product does, not who is right.
 - **reader**: run only where the backend takes images (the start-up check,
-  :func:`crs.llm.startup.takes_images`); a text-only model's reader stays offline.
+  :func:`crs.llm.startup.takes_images`); a text-only model's reader stays offline. Its prompt's
+  text is counted in the model's tokens either way, for the longest prompt a picture can get.
 
 Each stage runs with the time limit it gets in the product (from the speed the backend measured
 when the model loaded) unless ``--timeout`` sets one. Tokens are the backend's counts (prompt and
@@ -41,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from llm_parser import percentile, spread  # noqa: E402
+from llm_parser import case_context, percentile, spread  # noqa: E402
 from understanding import (CATALOGS, Case, _LazySearcher, differences, load_cases, open_catalog,  # noqa: E402
                            store_items)
 
@@ -119,9 +120,8 @@ def run_catalog(cases: list[Case], name: str, store: Any, llms: list[str], timeo
     from crs.llm.startup import takes_images
     from crs.llm.structured import LLMError
     from crs.policy import PolicyContext, load_policy
-    from crs.turn import Question
     from crs.understanding import PARSERS
-    from crs.understanding.parser import ParseContext, ShownItem
+    from crs.understanding.parser import ParseContext
 
     catalog = open_catalog(store, name)
     facts = CatalogFacts.load(store, catalog)
@@ -133,11 +133,7 @@ def run_catalog(cases: list[Case], name: str, store: Any, llms: list[str], timeo
         rules.parse(cases[0].text, ParseContext(facts=facts))
     rule_calls = report.setdefault("rules", {}).setdefault("parser", Calls())
     for case in cases:
-        page = [items[external] for external in case.shown]
-        values = facts.values_of([item_id for item_id, _ in page])
-        shown = [ShownItem(item_id, title, v) for (item_id, title), v in zip(page, values)]
-        question = Question(case.question["attribute"], list(case.question["options"])) if case.question else None
-        context = ParseContext(facts=facts, shown=shown, question=question)
+        context = case_context(case, facts, items)
         started = time.perf_counter()
         critique = rules.parse(case.text, context)
         rule_calls.add(not differences(case.expect, critique), None, time.perf_counter() - started)
@@ -151,6 +147,7 @@ def run_catalog(cases: list[Case], name: str, store: Any, llms: list[str], timeo
         policy = LLMPolicy.from_spec(llm, timeout_s=timeout_s)
         stages.setdefault("limits", {"parser": parser.timeout_s, "policy": policy.timeout_s})
         reader = LLMImageReader.from_spec(llm, timeout_s=timeout_s)
+        stages.setdefault("reader_prompt_tokens", {})[name] = reader_prompt_tokens(reader, facts)
         if not takes_images(reader.model):
             stages["reader"] = "stays offline: the backend takes text only"
         parsed, decided = stages.setdefault("parser", Calls()), stages.setdefault("policy", Calls())
@@ -172,6 +169,24 @@ def run_catalog(cases: list[Case], name: str, store: Any, llms: list[str], timeo
                 except LLMError as exc:
                     fallback, ok = str(exc), False
             decided.add(ok, fallback, time.perf_counter() - started, dict(usage.usage_metadata))
+
+
+def reader_prompt_tokens(reader: Any, facts: Any) -> int | None:
+    """The image reader's prompt text in the model's tokens (the picture's own tokens aside: they
+    depend on the vision encoder), for the longest prompt a picture can get: each large vocabulary
+    offering its longest values. None where the backend does not report token counts."""
+    from langchain_core.callbacks import get_usage_metadata_callback
+
+    from crs.llm.reader import fitted_prompt
+    from crs.understanding.reader import LIKELY_VALUES, ReadContext
+
+    longest = {info.name: sorted(info.values, key=len, reverse=True)[:LIKELY_VALUES] for info in facts.askable()}
+    values, _ = fitted_prompt(reader.prompt, ReadContext(facts, longest))
+    model = reader.model.model_copy(update={"max_tokens": 1}) if hasattr(reader.model, "model_copy") else reader.model
+    with get_usage_metadata_callback() as usage:
+        model.invoke(reader.prompt.messages(**values))
+    counts = [u.get("input_tokens", 0) for u in usage.usage_metadata.values()]
+    return sum(counts) or None
 
 
 def _summary(critique: Any) -> str:
@@ -217,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         if source == "schema_valid_replies":
             continue
         for stage, s in stages.items():
-            if stage == "limits":
+            if stage in ("limits", "reader_prompt_tokens"):
                 continue
             label = source if len(source) <= 44 else "..." + source[-41:]
             if isinstance(s, str):
@@ -233,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{'':<44} {'':<7} prompts of {PROMPT_TARGET}+ tokens: {s['prompt_over_target']:.0%}")
         if "limits" in stages:
             print(f"{'':<44} limits: {stages['limits']}")
+        if stages.get("reader_prompt_tokens"):
+            print(f"{'':<44} image reader prompt tokens, longest (text only), per catalog: "
+                  f"{stages['reader_prompt_tokens']}")
     print("score: exact intent (parser), agreement with EIG (policy); replies by outcome:", validity.counts)
     return 0
 

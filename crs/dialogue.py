@@ -33,7 +33,7 @@ from crs.understanding.parser import CritiqueParser, ParseContext, ShownItem
 from crs.understanding.offline_parser import OfflineCritiqueParser
 from .errors import StageFailure, UserError
 from .facts import CatalogFacts
-from crs.understanding.reader import ImageReader, ReadContext
+from crs.understanding.reader import LIKELY_VALUES, ImageReader, ReadContext
 from crs.understanding.offline_reader import OfflineImageReader
 from .policy import Ask, Candidates, Policy, PolicyContext, Recommend, load_policy
 from .posterior import Posterior
@@ -288,9 +288,12 @@ class DialogueManager:
                 image, joint[row], None if visual is None else visual[row], ReadContext(self.facts))
             if self.reader is self.offline_reader:
                 readings.append(offline())
-            else:
-                readings.append(self._stage("reader", record, lambda image=image: self.reader.read(
-                    image, ReadContext(self.facts)), offline, True))
+                continue
+            # The model reader is offered the values this picture most likely has (a short prompt).
+            likely = self.offline_reader.likely_values(joint[row], None if visual is None else visual[row], self.facts,
+                                                       LIKELY_VALUES)
+            readings.append(self._stage("reader", record, lambda image=image, likely=likely: self.reader.read(
+                image, ReadContext(self.facts, likely)), offline, True))
         record.readings = readings
         attributes: dict[str, list[str]] = {}
         for reading in readings:

@@ -20,16 +20,14 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from crs.cli import build_parser, main
 from crs.errors import UserError
-from crs.store.models import EvalConversation, EvalRun
+from crs.store.models import EvalRun
 from simulators.ray_executor import INSTALL_HINT, ShardRunner, actor_environment, actor_options, check_reachable
-from tests.test_eval_resume import stored
+from tests.test_eval_resume import N, check_resumed, killed_run, stored
 from tests.test_eval_runner import comparable, load_bench, run_config, without_latency
 
-N = 40  # conversations in the killed run: enough that it cannot finish between two polls
 
 
 def crs_eval(capsys: pytest.CaptureFixture[str], store: Any, *argv: str) -> tuple[int, str, str]:
@@ -206,22 +204,13 @@ def test_a_killed_ray_run_resumes_to_the_same_figures(ray_cluster, shapes_catalo
     while ray_actor_processes():
         assert time.monotonic() < deadline, f"Ray actors {ray_actor_processes()} outlived their killed driver"
         time.sleep(0.1)
-    at_kill = stored(store, "killed")
-    assert 3 <= at_kill < N
-    with store.session() as db:
-        assert db.get(EvalRun, "killed").status == "running"
-        before = {(r.conversation_index, r.id, r.created_at)
-                  for r in db.scalars(select(EvalConversation).where(EvalConversation.run_id == "killed"))}
+    at_kill, before = killed_run(store, "killed")
 
     code, resumed, err = crs_eval(capsys, store, *argv, "--run-id", "killed", "--executor", "ray", "--workers", "2")
     assert code == 0, err
     assert f"{at_kill} of {N} conversations already stored" in err
     assert comparable(json.loads(resumed)) == comparable(json.loads(straight))
-    with store.session() as db:
-        rows = db.scalars(select(EvalConversation).where(EvalConversation.run_id == "killed")).all()
-        assert sorted(r.conversation_index for r in rows) == list(range(N))  # each once
-        assert before <= {(r.conversation_index, r.id, r.created_at) for r in rows}  # never recomputed
-        assert db.get(EvalRun, "killed").status == "finished"
+    check_resumed(store, "killed", before)
     # The finished run let its actors go: Ray stops a killed actor's process asynchronously (seen
     # still alive for a moment right after the run returned), so allow it a few seconds.
     deadline = time.monotonic() + 20

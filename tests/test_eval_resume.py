@@ -26,6 +26,28 @@ def eval_argv(store, run_id: str, *extra: str) -> list[str]:  # type: ignore[no-
             "--n", str(N), "--max-turns", "5", "--seed", "7", "--run-id", run_id, "--json", *extra]
 
 
+Rows = set[tuple[int, int, object]]  # (conversation index, row id, created at) of stored conversations
+
+
+def killed_run(store, run_id: str) -> tuple[int, Rows]:  # type: ignore[no-untyped-def]
+    """A run killed part-way: how many conversations it stored (some, not all) and which rows."""
+    at_kill = stored(store, run_id)
+    assert 3 <= at_kill < N
+    with store.session() as db:
+        assert db.get(EvalRun, run_id).status == "running"
+        return at_kill, {(r.conversation_index, r.id, r.created_at)
+                         for r in db.scalars(select(EvalConversation).where(EvalConversation.run_id == run_id))}
+
+
+def check_resumed(store, run_id: str, before: Rows) -> None:  # type: ignore[no-untyped-def]
+    """The resumed run stored every conversation once and kept (never recomputed) those stored before."""
+    with store.session() as db:
+        rows = db.scalars(select(EvalConversation).where(EvalConversation.run_id == run_id)).all()
+        assert sorted(r.conversation_index for r in rows) == list(range(N))  # each once
+        assert before <= {(r.conversation_index, r.id, r.created_at) for r in rows}  # never recomputed
+        assert db.get(EvalRun, run_id).status == "finished"
+
+
 def stored(store, run_id: str) -> int:  # type: ignore[no-untyped-def]
     with store.session() as db:
         return int(db.scalar(select(func.count()).select_from(EvalConversation)
@@ -62,12 +84,7 @@ def test_a_killed_run_resumes_to_the_same_figures(shapes_catalog, workers: str) 
     while any(running(pid) for pid in workers_of_killed):
         assert time.monotonic() < deadline, f"workers {workers_of_killed} outlived their killed parent"
         time.sleep(0.05)
-    at_kill = stored(store, "killed")
-    assert 3 <= at_kill < N
-    with store.session() as db:
-        assert db.get(EvalRun, "killed").status == "running"
-        before = {(r.conversation_index, r.id, r.created_at)
-                  for r in db.scalars(select(EvalConversation).where(EvalConversation.run_id == "killed"))}
+    at_kill, before = killed_run(store, "killed")
 
     resumed = subprocess.run(eval_argv(store, "killed", "--workers", workers), capture_output=True, text=True,
                              timeout=240)
@@ -75,11 +92,7 @@ def test_a_killed_run_resumes_to_the_same_figures(shapes_catalog, workers: str) 
     assert f"{at_kill} of {N} conversations already stored" in resumed.stderr
     figures = json.loads(resumed.stdout)
     assert comparable(figures) == comparable(expected)
-    with store.session() as db:
-        rows = db.scalars(select(EvalConversation).where(EvalConversation.run_id == "killed")).all()
-        assert sorted(r.conversation_index for r in rows) == list(range(N))  # each once
-        assert before <= {(r.conversation_index, r.id, r.created_at) for r in rows}  # never recomputed
-        assert db.get(EvalRun, "killed").status == "finished"
+    check_resumed(store, "killed", before)
 
 
 def children(pid: int) -> list[int]:

@@ -306,7 +306,7 @@ def test_the_policy_asks_what_the_model_chooses_with_options_from_the_candidates
     prompt = p.model.prompt_text()
     assert "- colour: red, blue, green, any" in prompt and "- style: outline, flat, any" in prompt
     assert "- shape:" not in prompt  # asked already: not offered again
-    assert "wishes: something pointy" in prompt and "This is turn 2. 6 items" in prompt
+    assert "wishes: something pointy" in prompt and "Turn 2. 6 items" in prompt
     assert "- item 1 (" in prompt and "shape circle" in prompt
 
 

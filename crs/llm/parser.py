@@ -23,8 +23,8 @@ from crs.facts import CatalogFacts
 from crs.turn import Critique, Reference, Relative
 from crs.llm import vocabulary
 from crs.llm.backends import load_stage_model
-from crs.llm.prompts import load_prompt
-from crs.llm.relevance import Encode, Offer, Relevance
+from crs.llm.prompts import fit, load_prompt
+from crs.llm.relevance import Encode, Offer, Relevance, describe_offer
 from crs.llm.schema import critique_schema
 from crs.llm.structured import LLMError, ask_json, value_lists, with_json_schema
 
@@ -120,13 +120,19 @@ class LLMCritiqueParser(CritiqueParser):
         """The messages for ``text`` (the compact prompt) and the JSON schema the answer is held to."""
         offer = self.relevance(context.facts).offer(text, context.question)
         schema = critique_schema(offer, context.facts, len(context.shown))
-        messages = self.prompt.messages(
-            vocabulary=describe_offer(offer, context.facts),
-            context=_describe_context(context, [info.name for info in offer.attributes(context.facts)]),
-            message=text.replace('"', "'"),
-            keys="; ".join(KEYS[key] for key in schema["properties"]),
-            example="" if self.constrained else _example(offer, context.facts))
-        return messages, schema
+        first = [info.name for info in offer.attributes(context.facts)]
+
+        def build(level: int) -> list[BaseMessage]:  # a longer prompt loses detail in this order:
+            values = max(0, SHOWN_VALUES - level)  # the shown items' values (3, 2, 1, none: titles only),
+            return self.prompt.messages(  # from level 1 the numbers' labels, at the last the keys' words
+                vocabulary=describe_offer(offer, context.facts, labels=level == 0),
+                context=_describe_context(context, first, values),
+                message=text.replace('"', "'"),
+                keys=", ".join(schema["properties"]) if level > SHOWN_VALUES
+                else "; ".join(KEYS[key] for key in schema["properties"]),
+                example="" if self.constrained else _example(offer, context.facts))
+
+        return fit(build, SHOWN_VALUES + 2), schema
 
     @property
     def constrained(self) -> bool:
@@ -225,31 +231,6 @@ def _ranges(facts: CatalogFacts, given: dict[str, list[float | None]],
     return out
 
 
-def describe_offer(offer: Offer, facts: CatalogFacts) -> str:
-    """One line per offered attribute: its name (and label, when it says more), and its values."""
-    lines, numbers = [], []
-    for info in offer.attributes(facts):
-        name = info.name
-        if info.label and _plain(info.label) != _plain(info.name):
-            name += f" ({info.label})"
-        if info.kind == "numeric":
-            numbers.append(name)
-            continue
-        values = offer.values[info.name]
-        if info.order:
-            ordered = [v for v in info.order if v in values]
-            lines.append(f"- {name}: one of {' < '.join(ordered)} (low to high)")
-        else:
-            lines.append(f"- {name}: {'one of' if info.kind == 'categorical' else 'any of'} {', '.join(values)}")
-    if numbers:  # one line for all: a line each made the films' prompt ~60 tokens longer
-        lines.append(f"- numbers: {', '.join(numbers)}")
-    return "\n".join(lines) or "(none)"
-
-
-def _plain(text: str) -> str:
-    return " ".join(text.lower().replace("_", " ").split())
-
-
 def _index(number: int, shown: int, field: str) -> int:
     """A 1-based item number as the person saw it -> the 0-based index the belief uses."""
     if not 1 <= number <= shown:
@@ -257,23 +238,23 @@ def _index(number: int, shown: int, field: str) -> int:
     return number - 1
 
 
-def _describe_shown(shown: list[ShownItem], first: Sequence[str] = ()) -> str:
-    """The shown items, each with a few values: those of the attributes the prompt offers first
-    ("the red one" needs the colours), then the item's own first ones."""
+def _describe_shown(shown: list[ShownItem], first: Sequence[str] = (), most: int = SHOWN_VALUES) -> str:
+    """The shown items, each with up to ``most`` values: those of the attributes the prompt offers
+    first ("the red one" needs the colours), then the item's own first ones."""
     if not shown:
         return "(none yet)"
     lines = []
     for number, item in enumerate(shown, start=1):
         names = sorted(item.attributes, key=lambda name: name not in first)  # stable: offered ones first
-        values = [f"{name} {vocabulary.format_value(item.attributes[name], 2)}" for name in names[:SHOWN_VALUES]]
+        values = [f"{name} {vocabulary.format_value(item.attributes[name], 2)}" for name in names[:most]]
         lines.append(f"{number}. {item.title or 'untitled'}" + (f" ({'; '.join(values)})" if values else ""))
     return "\n".join(lines)
 
 
-def _describe_context(context: ParseContext, first: Sequence[str] = ()) -> str:
+def _describe_context(context: ParseContext, first: Sequence[str] = (), most: int = SHOWN_VALUES) -> str:
     parts = []
     if context.shown:
-        parts.append("Items shown, by number:\n" + _describe_shown(context.shown, first))
+        parts.append("Items shown, by number:\n" + _describe_shown(context.shown, first, most))
     if context.question is not None:
         parts.append(_describe_question(context))
     return "".join(f"\n{p}\n" for p in parts)

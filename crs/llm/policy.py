@@ -14,12 +14,13 @@ from typing import Literal
 
 import numpy as np
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from ..policy.base import ANY, Ask, Decision, Policy, PolicyContext, Recommend, question_options, top_new
 from . import vocabulary
 from .backends import load_stage_model
-from .prompts import load_prompt
+from .prompts import fit, load_prompt
 from .schema import policy_schema
 from .structured import LLMError, ask_json, one_of, with_json_schema
 
@@ -27,8 +28,10 @@ MAX_TOKENS = 64  # the answer is one short object; a model that rambles is cut o
 DEFAULT_TIMEOUT_S = 10.0  # for backends whose speed is not measured (servers)
 PROMPT_TOKENS = 300  # the prompt budget (measured by benchmarks/llm_stages.py)
 REPLY_TOKENS = 24  # {"action": "ask", "attribute": "..."}
-SHORTLIST = 5  # candidates described to the model (the prompt stays under ~300 tokens)
-CANDIDATE_VALUES = 3  # attribute values per described candidate
+SHORTLIST = 5  # candidates described to the model at most
+# (candidates, values per candidate, options per question) from the fullest prompt to the
+# shortest; the first that fits the prompt budget is used (crs.llm.prompts.fit)
+LEVELS = ((SHORTLIST, 3, 6), (4, 2, 5), (3, 2, 4), (3, 1, 3), (2, 1, 3))
 
 Titles = Callable[[list[int]], dict[int, str]]  # store ids -> titles (e.g. a store lookup)
 
@@ -69,10 +72,15 @@ class LLMPolicy(Policy):
         questions = self.questions(context)
         if not questions:  # nothing left worth asking: no decision for the model to make
             return Recommend(top_new(context), "no question left to ask")
-        messages = self.prompt.messages(
-            summary=context.summary or "nothing yet", turn=context.turn, count=len(context.candidates),
-            candidates=self._describe_candidates(context),
-            questions="\n".join(f"- {name}: {', '.join(options)}" for name, options in questions.items()))
+
+        def build(level: int) -> list[BaseMessage]:  # a longer prompt lists fewer items, values and options
+            shortlist, values, options = LEVELS[level]
+            return self.prompt.messages(
+                summary=context.summary or "nothing yet", turn=context.turn, count=len(context.candidates),
+                candidates=self._describe_candidates(context, min(shortlist, self.shortlist), values),
+                questions="\n".join(f"- {name}: {_options(listed, options)}" for name, listed in questions.items()))
+
+        messages = fit(build, len(LEVELS))
         # Constrained to the listed questions where the backend can: an attribute off the list
         # cannot be generated; elsewhere it is an LLMError below.
         answer = ask_json(with_json_schema(self.model, policy_schema(list(questions)), "policy"), messages,
@@ -95,15 +103,23 @@ class LLMPolicy(Policy):
                 out[info.name] = options
         return out
 
-    def _describe_candidates(self, context: PolicyContext) -> str:
-        order = np.argsort(-context.candidates.posterior, kind="stable")[:self.shortlist]
+    def _describe_candidates(self, context: PolicyContext, shortlist: int, most: int) -> str:
+        order = np.argsort(-context.candidates.posterior, kind="stable")[:shortlist]
         ids = [int(context.candidates.ids[i]) for i in order]
         titles = self.titles(ids) if self.titles else {}
         askable = {info.name for info in context.facts.askable()}
         lines = []
         for i, item_id, values in zip(order, ids, context.facts.values_of(ids)):
             shown = [f"{name} {vocabulary.format_value(value)}" for name, value in values.items()
-                     if name in askable][:CANDIDATE_VALUES]
+                     if name in askable][:most]
             label = f"- {titles.get(item_id) or f'item {item_id}'} ({context.candidates.posterior[i]:.0%})"
             lines.append(label + (f": {'; '.join(shown)}" if shown else ""))
         return "\n".join(lines)
+
+
+def _options(options: list[str], most: int) -> str:
+    """A question's options, the first ``most`` of its values and "any" (the count of the rest)."""
+    values = [o for o in options if o != ANY]
+    shown = values[:most] + (["any"] if ANY in options else [])
+    more = len(values) - most
+    return ", ".join(shown) + (f" (+{more} more)" if more > 0 else "")

@@ -15,19 +15,21 @@ from PIL import Image
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from crs.facts import CatalogFacts
-from crs.understanding.reader import ImageReader, ReadContext
+from crs.understanding.reader import LIKELY_VALUES, ImageReader, ReadContext
 from crs.understanding.offline_reader import COLOUR_ATTRIBUTES
 from crs.turn import ImageReading
 from crs.llm import vocabulary
 from crs.llm.backends import load_stage_model
 from crs.llm.pictures import data_url
-from crs.llm.prompts import Prompt, load_prompt
+from crs.llm.prompts import PROMPT_CHARS, Prompt, load_prompt
+from crs.llm.relevance import FULL_LIST, Offer, describe_offer
 from crs.llm.schema import MAX_CAPTION, MAX_COLOURS, reading_schema
 from crs.llm.structured import LLMError, ask_json, one_of, value_lists, with_json_schema
 
 MAX_TOKENS = 300  # a reading is a few values and a caption; a model that rambles is cut off early
 DEFAULT_TIMEOUT_S = 30.0  # reading a picture takes a vision model several times longer than text
-PROMPT_TOKENS = 1000  # the vocabulary and the picture's tokens
+PROMPT_TOKENS = 1000  # the text (under 300 tokens) and the picture's tokens
+PER_PICTURE = LIKELY_VALUES  # values offered from a large vocabulary: the picture's most likely ones
 REPLY_TOKENS = 96  # a few values and a one-sentence caption
 
 
@@ -59,11 +61,38 @@ def colour_attribute(facts: CatalogFacts) -> str | None:
     return next((a for a in COLOUR_ATTRIBUTES if a in facts.attributes), None)
 
 
-def prompt_values(facts: CatalogFacts) -> dict[str, str]:
-    """The values that fill the image_reader prompt for this catalog."""
-    colour = colour_attribute(facts)
+def offered_values(context: ReadContext, most: int = PER_PICTURE) -> dict[str, list[str]]:
+    """The values the prompt offers per askable attribute: a small vocabulary whole; from a larger
+    one, the ``most`` values the picture most likely has (``context.likely``: the offline reader's
+    ranking; the dialogue manager always gives one), or without a ranking its ``most`` most
+    frequent values."""
+    offered = {}
+    for info in context.facts.askable():
+        if len(info.values) <= FULL_LIST:
+            offered[info.name] = list(info.values)
+        elif context.likely is not None and context.likely.get(info.name):
+            offered[info.name] = list(context.likely[info.name])[:most]
+        else:
+            offered[info.name] = list(info.values[:most])
+    return offered
+
+
+def prompt_values(context: ReadContext, most: int = PER_PICTURE) -> dict[str, str]:
+    """The values that fill the image_reader prompt for this picture and catalog."""
+    colour = colour_attribute(context.facts)
     note = (f" Name the colours with values of {colour}." if colour else "")
-    return {"vocabulary": vocabulary.describe(facts.askable()), "colour_note": note}
+    offer = Offer(values=offered_values(context, most))
+    return {"vocabulary": describe_offer(offer, context.facts), "colour_note": note}
+
+
+def fitted_prompt(prompt: Prompt, context: ReadContext) -> tuple[dict[str, str], int]:
+    """:func:`prompt_values` with as many values per large vocabulary as keep the prompt within
+    its budget (``PER_PICTURE``, half that, 2), and that number."""
+    for most in (PER_PICTURE, PER_PICTURE // 2, 2):
+        values = prompt_values(context, most)
+        if sum(map(len, prompt.texts(**values))) <= PROMPT_CHARS:
+            break
+    return values, most
 
 
 def reading_from_answer(answer: ReadingAnswer, facts: CatalogFacts, source: str) -> ImageReading:
@@ -110,10 +139,10 @@ class LLMImageReader(ImageReader):
     def read(self, image: Image.Image, context: ReadContext) -> ImageReading:
         if not context.facts.askable():
             raise LLMError("the catalog has no attributes to read from a picture")
-        messages = self.prompt.messages(images=[data_url(image)], **prompt_values(context.facts))
-        colour = colour_attribute(context.facts)
-        schema = reading_schema(context.facts.askable(), context.facts.attributes[colour] if colour else None,
-                                vocabulary.MAX_PROMPT_VALUES)  # the values the prompt lists, no others
+        values, most = fitted_prompt(self.prompt, context)
+        messages = self.prompt.messages(images=[data_url(image)], **values)
+        colour = colour_attribute(context.facts)  # the schema offers what the prompt listed, no more
+        schema = reading_schema(offered_values(context, most), context.facts.attributes[colour].values if colour else None)
         answer = ask_json(with_json_schema(self.model, schema, "reading"), messages, ReadingAnswer,
                           timeout_s=self.timeout_s)
         return reading_from_answer(answer, context.facts, self.source)

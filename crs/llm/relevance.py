@@ -169,3 +169,29 @@ def _look_like_names(values: Sequence[str]) -> bool:
     named = sum(1 for v in values if 2 <= len(v.split()) <= 3
                 and all(w.replace(".", "").replace("-", "").isalpha() for w in v.split()))
     return bool(values) and named >= 0.6 * len(values)
+
+
+def describe_offer(offer: Offer, facts: CatalogFacts, *, labels: bool = True) -> str:
+    """One line per offered attribute: its name (and, with ``labels``, its label where it says
+    more), and its values."""
+    lines, numbers = [], []
+    for info in offer.attributes(facts):
+        name = info.name
+        if labels and info.label and _plain(info.label) != _plain(info.name):
+            name += f" ({info.label})"
+        if info.kind == "numeric":
+            numbers.append(name)
+            continue
+        values = offer.values[info.name]
+        if info.order:
+            ordered = [v for v in info.order if v in values]
+            lines.append(f"- {name}: one of {' < '.join(ordered)} (low to high)")
+        else:
+            lines.append(f"- {name}: {'one of' if info.kind == 'categorical' else 'any of'} {', '.join(values)}")
+    if numbers:  # one line for all: a line each made the films' prompt ~60 tokens longer
+        lines.append(f"- numbers: {', '.join(numbers)}")
+    return "\n".join(lines) or "(none)"
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.lower().replace("_", " ").split())

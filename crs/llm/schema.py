@@ -16,9 +16,10 @@ object is a valid answer ("nothing understood").
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from crs.facts import AttributeInfo, CatalogFacts
+from crs.facts import CatalogFacts
 
 from .relevance import Offer
 
@@ -76,15 +77,13 @@ def policy_schema(questions: list[str]) -> dict[str, Any]:
     return _object(properties, required=["action"])
 
 
-def reading_schema(attributes: list[AttributeInfo], colour: AttributeInfo | None,
-                   max_values: int) -> dict[str, Any]:
-    """The image reader's answer: for each listed attribute, up to a few of the values its prompt
-    listed (the first ``max_values``, as :func:`crs.llm.vocabulary.describe` writes them), a short
-    caption, and colours named with the colour attribute's values when the catalog has one."""
-    values = {info.name: {"type": "array", "items": {"enum": list(info.values[:max_values])},
-                          "maxItems": min(MAX_READ_VALUES, len(info.values))}
-              for info in attributes if info.kind != "numeric" and info.values}
-    colour_item: dict[str, Any] = ({"enum": list(colour.values[:max_values])} if colour is not None
+def reading_schema(offered: dict[str, list[str]], colours: Sequence[str] | None) -> dict[str, Any]:
+    """The image reader's answer: for each attribute, up to a few of the values its prompt offered
+    (``offered``), a short caption, and colours named with the colour attribute's values
+    (``colours``) when the catalog has one."""
+    values = {name: {"type": "array", "items": {"enum": list(listed)}, "maxItems": min(MAX_READ_VALUES, len(listed))}
+              for name, listed in offered.items() if listed}
+    colour_item: dict[str, Any] = ({"enum": list(colours)} if colours is not None
                                    else {"type": "string", "maxLength": 20})
     return _object({"attributes": _object(values),
                     "caption": {"type": "string", "maxLength": MAX_CAPTION},

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from ..facts import AttributeInfo, CatalogFacts
 from .structured import LLMError, one_of
 
-MAX_PROMPT_VALUES = 80  # values listed per attribute; beyond that the prompt grows more than it helps
 SMALL_VOCABULARY = 30  # a non-askable attribute with at most this many values is still something people say
 MAX_VALUES = 300  # as the rule parser: larger vocabularies are identifiers or keywords, not wishes
 
@@ -24,23 +23,6 @@ def talked_about(facts: CatalogFacts) -> list[AttributeInfo]:
     return [info for info in facts.attributes.values()
             if info.kind == "numeric" or (info.values and len(info.values) <= MAX_VALUES
                                           and (info.askable or len(info.values) <= SMALL_VOCABULARY))]
-
-
-def describe(attributes: Iterable[AttributeInfo], max_values: int = MAX_PROMPT_VALUES) -> str:
-    """One line per attribute: its name, how many values an item has, and the allowed values."""
-    lines = []
-    for info in attributes:
-        if info.kind == "numeric":
-            lines.append(f"- {info.name}: a number (can be more or less)")
-            continue
-        how = "one of" if info.kind == "categorical" else "any of"
-        values = list(info.values[:max_values])
-        more = f", ... ({len(info.values) - max_values} more)" if len(info.values) > max_values else ""
-        line = f"- {info.name}: {how} {', '.join(values)}{more}"
-        if info.order:
-            line += f" (ordered from low to high: {' < '.join(info.order)})"
-        lines.append(line)
-    return "\n".join(lines) or "(none)"
 
 
 def format_value(value: str | float | Sequence[str], most: int = 3) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from PIL import Image
 
 from crs.understanding.reader import ImageReader, ReadContext
-from crs.llm.reader import ReadingAnswer, prompt_values, reading_from_answer
+from crs.llm.reader import ReadingAnswer, fitted_prompt, reading_from_answer
 from crs.llm.prompts import load_prompt
 from crs.llm.structured import LLMError, call_with_timeout, parse_reply
 from crs.turn import ImageReading
@@ -49,7 +49,7 @@ class HFImageReader(ImageReader):
     def read(self, image: Image.Image, context: ReadContext) -> ImageReading:
         if not context.facts.askable():
             raise LLMError("the catalog has no attributes to read from a picture")
-        system, user = self.prompt.texts(**prompt_values(context.facts))
+        system, user = self.prompt.texts(**fitted_prompt(self.prompt, context)[0])
         try:
             text = call_with_timeout(lambda: self.generate(image, f"{system}\n\n{user}"), self.timeout_s)
         except LLMError:

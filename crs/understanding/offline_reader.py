@@ -44,30 +44,51 @@ class OfflineImageReader(ImageReader):
                      context: ReadContext) -> ImageReading:
         """:meth:`read` for a picture the caller has already encoded (the dialogue manager has)."""
         facts = context.facts
-        hits = self.searcher.index.search(Query(images=joint[None], visual=None if visual is None else visual[None]),
-                                          NEIGHBOURS)
-        ids = np.array([h.id for h in hits], dtype=np.int64)
-        weights = _softmax(np.array([h.score for h in hits]))
+        hits, shares = self._shares(joint, visual, facts)
         attributes: dict[str, list[str]] = {}
         colour_attribute = next((a for a in COLOUR_ATTRIBUTES if a in facts.attributes), None)
-        for info in facts.askable():
-            if info.name == colour_attribute or not len(ids):
-                continue
-            vote = weights @ facts.value_matrix(info.name, ids).astype(np.float32)
-            vote = vote / vote.sum() if vote.sum() > 0 else vote
-            share = 0.5 * vote + 0.5 * _softmax(self._prototype(info.name, info.values) @ joint)
+        for name, share in shares.items():
             order = [i for i in np.argsort(-share, kind="stable") if share[i] >= MIN_SHARE][:2]
             if order:
-                attributes[info.name] = [info.values[i] for i in order]
+                attributes[name] = [facts.attributes[name].values[i] for i in order]
         colours: list[str] = []
         if colour_attribute is not None:
             vocabulary = set(facts.attributes[colour_attribute].values)
             colours = [c for c in dominant_colours(image) if c in vocabulary]
             if colours:
                 attributes[colour_attribute] = colours
-        nearest = [int(i) for i in ids[:5]]
+        nearest = [int(h.id) for h in hits[:5]]
         return ImageReading(attributes=attributes, caption=self._caption(attributes, colour_attribute, hits, facts),
                             colours=colours, nearest=nearest, source=self.name)
+
+    def likely_values(self, joint: np.ndarray, visual: np.ndarray | None, facts: CatalogFacts,
+                      most: int) -> dict[str, list[str]]:
+        """Per askable attribute (the colour one aside: the pixels tell it), its ``most`` values
+        best supported by the picture, best first, however weak: what a model reader is offered
+        from a vocabulary too large to list (:class:`~crs.understanding.reader.ReadContext`)."""
+        _, shares = self._shares(joint, visual, facts)
+        return {name: [facts.attributes[name].values[i] for i in np.argsort(-share, kind="stable")[:most]]
+                for name, share in shares.items()}
+
+    def _shares(self, joint: np.ndarray, visual: np.ndarray | None,
+                facts: CatalogFacts) -> tuple[list, dict[str, np.ndarray]]:  # type: ignore[type-arg]
+        """The nearest items, and per askable attribute (not the colour one) each value's share of
+        the evidence: half the neighbours' vote, half the picture's similarity to the value's text."""
+        hits = self.searcher.index.search(Query(images=joint[None], visual=None if visual is None else visual[None]),
+                                          NEIGHBOURS)
+        ids = np.array([h.id for h in hits], dtype=np.int64)
+        if not len(ids):
+            return hits, {}
+        weights = _softmax(np.array([h.score for h in hits]))
+        colour_attribute = next((a for a in COLOUR_ATTRIBUTES if a in facts.attributes), None)
+        shares = {}
+        for info in facts.askable():
+            if info.name == colour_attribute or info.kind == "numeric" or not info.values:
+                continue
+            vote = weights @ facts.value_matrix(info.name, ids).astype(np.float32)
+            vote = vote / vote.sum() if vote.sum() > 0 else vote
+            shares[info.name] = 0.5 * vote + 0.5 * _softmax(self._prototype(info.name, info.values) @ joint)
+        return hits, shares
 
     def _prototype(self, attribute: str, values: tuple[str, ...]) -> np.ndarray:
         """Each value's text in the joint space, encoded once per attribute."""

@@ -7,6 +7,7 @@ uses the retrieval encoders and the pixels; a LangChain vision chat model reader
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from PIL import Image
@@ -15,9 +16,16 @@ from crs.facts import CatalogFacts
 from crs.turn import ImageReading
 
 
+LIKELY_VALUES = 8  # values per attribute a model reader is offered from a large vocabulary
+
+
 @dataclass(frozen=True)
 class ReadContext:
     facts: CatalogFacts  # the vocabulary answers must come from
+    # Per attribute, the values this picture most likely has, best first (the offline reader's
+    # ranking): a model reader offers only these from a vocabulary too large to list whole, so its
+    # prompt stays short. None: no ranking (every value is offered, up to a cap).
+    likely: Mapping[str, Sequence[str]] | None = None
 
 
 class ImageReader(ABC):

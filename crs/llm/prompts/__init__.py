@@ -7,7 +7,7 @@ Prompts live in files rather than in code so they can be read, diffed and tuned 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -16,6 +16,11 @@ from string import Template
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 _SECTION = re.compile(r"^\[(system|user)\]\s*$", re.MULTILINE)
+# A stage's prompt text (system + user, the picture aside) in characters. Small models read short
+# prompts better and a CPU reads them faster; 850 characters stay under 300 tokens for the
+# tokenizers measured (SmolLM2: at most 0.35 tokens a character, chat template included, over the
+# understanding fixtures' prompts of 700+ characters; benchmarks/llm_stages.py reports real counts).
+PROMPT_CHARS = 850
 
 
 @dataclass(frozen=True)
@@ -57,3 +62,27 @@ def read_prompt(package: str, name: str) -> Prompt:
     if set(sections) != {"system", "user"}:
         raise ValueError(f"prompt {name}.txt needs a [system] and a [user] section")
     return Prompt(name, Template(sections["system"]), Template(sections["user"]))
+
+
+def text_length(messages: Sequence[BaseMessage]) -> int:
+    """Characters of the messages' text (image blocks not counted)."""
+    total = 0
+    for message in messages:
+        content = message.content
+        if isinstance(content, str):
+            total += len(content)
+        else:
+            total += sum(len(block.get("text", "")) if isinstance(block, dict) else len(block) for block in content)
+    return total
+
+
+def fit(build: Callable[[int], list[BaseMessage]], levels: int, budget: int = PROMPT_CHARS) -> list[BaseMessage]:
+    """The first of ``build(0)``, ``build(1)``, ... ``build(levels - 1)`` (each shorter than the
+    last: fewer values, fewer items) whose text fits ``budget`` characters, else the shortest.
+    A short message gets the full prompt; only long ones (many items shown, many numbers) lose detail."""
+    messages = build(0)
+    for level in range(1, levels):
+        if text_length(messages) <= budget:
+            break
+        messages = build(level)
+    return messages
