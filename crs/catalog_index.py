@@ -198,10 +198,20 @@ def _pictures_mismatch(index: MultimodalIndex, store: Store, catalog: Catalog) -
 
 
 def _kind_mismatch(index: MultimodalIndex, kind: IndexKind) -> str | None:
-    """Why a cached index is not of the asked kind (``auto`` resolved by its size), or None."""
-    wanted = auto_kind(index.size) if kind == "auto" else kind.partition(":")[0]
+    """Why a cached index is not of the asked kind (``auto`` resolved by its size), or None. A
+    Milvus index must also be at the asked URI: one cached for another server is not reused."""
+    name, _, argument = kind.partition(":")
+    wanted = auto_kind(index.size) if kind == "auto" else name
     have = sorted({space.kind for space in index.spaces.values()})
-    return None if have == [wanted] else f"the cached index is {'/'.join(have)}; {wanted} was asked for"
+    if have != [wanted]:
+        return f"the cached index is {'/'.join(have)}; {wanted} was asked for"
+    if wanted == "milvus":
+        from retrieval.milvus_index import check_uri, redacted
+
+        uris = {str(getattr(space, "uri", "")) for space in index.spaces.values()}
+        if uris != {check_uri(argument)}:
+            return f"the cached Milvus index is at another URI; {redacted(check_uri(argument))} was asked for"
+    return None
 
 
 def export_seed(store: Store, catalog: Catalog, embedder: Embedder, out: Path = SEED_DIR) -> dict[str, object]:

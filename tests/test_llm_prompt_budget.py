@@ -148,3 +148,17 @@ def test_the_dialogue_manager_gives_a_model_reader_the_offline_ranking(shapes_ca
     assert likely == expected and likely  # the picture's ranking, per askable attribute
     for name, values in likely.items():
         assert set(values) <= set(dm.facts.attributes[name].values)
+
+
+def test_a_model_that_copies_the_example_falls_back_loudly() -> None:
+    """Unconstrained backends see the answer's shape in placeholders: copying it is not a reading."""
+    import pytest
+
+    from crs.llm.structured import LLMError
+
+    copied = '{"require": {"<attribute>": ["<value>"]}, "exclude": {"<attribute>": ["<other value>"]}}'
+    parser = LLMCritiqueParser(ScriptedChatModel(responses=[copied]), spec="fake")
+    facts = wide_facts()
+    assert "<other value>" in parser_prompt("a thriller please, not a western", ParseContext(facts))
+    with pytest.raises(LLMError, match="<attribute>"):
+        parser.parse("a thriller please, not a western", ParseContext(facts))

@@ -474,3 +474,15 @@ def test_the_faiss_file_and_sidecar_format_is_unchanged(tmp_path: Path) -> None:
     assert sidecar == {"bytes": path.stat().st_size, "catalog": "demo", "dim": DIM, "format": 1, "kind": "flat",
                        "size": 30, "space": "text"}
     assert path.read_bytes() == faiss.serialize_index(index.index).tobytes()
+
+
+def test_a_cached_milvus_index_is_reused_only_at_the_same_uri(milvus_uri: str, shapes_catalog, tmp_path: Path) -> None:
+    from crs.search import CatalogSearch
+
+    store, catalog = shapes_catalog
+    first = CatalogSearch.open(store, catalog, "fake", kind=f"milvus:{milvus_uri}").status
+    again = CatalogSearch.open(store, catalog, "fake", kind=f"milvus:{milvus_uri}").status
+    assert first.built and not again.built
+    other = tmp_path / "other.db"
+    moved = CatalogSearch.open(store, catalog, "fake", kind=f"milvus:{other}").status
+    assert moved.built and "another URI" in moved.reason and str(other) in moved.reason

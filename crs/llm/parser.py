@@ -9,7 +9,6 @@ answer is checked against the vocabulary and the shown list; anything outside th
 """
 from __future__ import annotations
 
-import json
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -130,7 +129,7 @@ class LLMCritiqueParser(CritiqueParser):
                 message=text.replace('"', "'"),
                 keys=", ".join(schema["properties"]) if level > SHOWN_VALUES
                 else "; ".join(KEYS[key] for key in schema["properties"]),
-                example="" if self.constrained else _example(offer, context.facts))
+                example="" if self.constrained else EXAMPLE)
 
         return fit(build, SHOWN_VALUES + 2), schema
 
@@ -199,6 +198,12 @@ KEYS = {  # a few words per key of the schema; only the keys this message's sche
     "dont_care": "dont_care [attributes]",
     "text": "text: other wishes",
 }
+# The answer's shape in placeholders, for backends that do not decode to the schema. Never the
+# catalog's own names: small models copy an example's values ("red please, not blue" became require
+# red, exclude blue for most messages); a copied placeholder is not in the vocabulary, so it fails
+# loudly (a recorded fallback) instead of passing as a wrong reading.
+EXAMPLE = ('\nExample: "<value> please, not <other value>" -> '
+           '{"require": {"<attribute>": ["<value>"]}, "exclude": {"<attribute>": ["<other value>"]}}')
 ANY = {"any", "anything", "any of them", "all", "whatever", "no preference", "don't care", "dont care", "none"}
 
 
@@ -265,14 +270,3 @@ def _describe_question(context: ParseContext) -> str:
     options = ", ".join(context.question.options)
     return (f"The assistant just asked about {context.question.attribute} (options: {options}); "
             f"\"any\" means no preference (dont_care).")
-
-
-def _example(offer: Offer, facts: CatalogFacts) -> str:
-    """A worked example in the offered vocabulary: small models copy the example's names."""
-    for info in offer.attributes(facts):
-        values = offer.values.get(info.name, [])
-        if len(values) >= 2:
-            wanted, unwanted = values[0], values[1]
-            answer = {"require": {info.name: [wanted]}, "exclude": {info.name: [unwanted]}}
-            return f'\nExample: "{wanted} please, not {unwanted}" -> {json.dumps(answer)}'
-    return f'\nExample: "something else please" -> {json.dumps({"text": "something else"})}'
