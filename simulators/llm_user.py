@@ -224,9 +224,30 @@ class LLMSimulator(UserSimulator):
                 n = shown.index(self.target_id) + 1
                 lines.append(f"#{n} is your item: say so (\u201c#{n} is it\u201d).")
             else:
-                lines.append("Your item is not among them.")
+                lines.append("Your item is not among them. " + self._closest_line(shown))
             values["shown"] = "It shows:\n" + "\n".join(lines)
         return values
+
+    def _closest_line(self, shown: list[int]) -> str:
+        """Which shown item comes closest to the target (shares values of the most attributes) and
+        how it differs, from the catalog's facts the customer knows about its own item: a small model
+        told only "not among them" said "None of these." and then repeated itself. The customer
+        still words the critique; this is what a person sees by looking, not the system's reading."""
+        names = [a.name for a in self.world.talkable if a.name != self.world.identity_attribute]
+        mine = {name: set(self.world.value_list(self.target_id, name)) for name in names}
+
+        def shared(item_id: int) -> int:
+            return sum(bool(mine[name] & set(self.world.value_list(item_id, name))) for name in names)
+
+        best = max(range(len(shown)), key=lambda n: (shared(shown[n]), -n))
+        differences = []
+        for name in names:
+            theirs = self.world.value_list(shown[best], name)
+            if mine[name] and theirs and not mine[name] & set(theirs):
+                wanted = [v for v in self.world.value_list(self.target_id, name)][:2]
+                differences.append(f"its {name.replace('_', ' ')} is {', '.join(theirs[:2])}, yours {', '.join(wanted)}")
+        return (f"Closest: #{best + 1}" + (f" ({'; '.join(differences[:2])})" if differences else "")
+                + ". Say what should change, in your own words.")
 
     def _question_lines(self, attribute: str, options: Sequence[str]) -> str:
         """The question and the customer's own value for it, as the person knows it."""

@@ -59,6 +59,10 @@ def test_the_model_plays_the_customer_with_the_target_in_plain_words(world) -> N
     assert shown.text == "like #1 but outline" and shown.images == ()
     prompt = user.model.prompt_text()
     assert "#1. Red circle\n#2. Blue circle outline\nYour item is not among them." in prompt
+    # The closest shown item and how it differs, from the catalog's facts (ties: the first shown).
+    assert "Closest: #1 (its style is flat, yours outline)." in prompt
+    user.respond(reply_showing(world, "blue-square-flat", "green-star-outline", "red-square-outline"))
+    assert "Closest: #3 (its shape is square, yours circle)." in user.model.prompt_text()
     assert "circle please" in prompt  # its own earlier lines are in the history
 
 
