@@ -5,7 +5,8 @@ never the assistant) with its target's attribute values in plain words and what 
 says about it, the title taken out (it describes, it never names; with ``vision=True`` also the
 target's picture as a base64 image block); then, turn by turn, the system's reply text, the
 question's options with its own value for that attribute, and the shown items, numbered, with
-whether its item is among them (a person sees that; a text model cannot).
+whether its item is among them and, when it is not, which comes closest and how it differs (a
+person sees that; a text model cannot).
 
 Its line is cut to a chat line (two sentences, :data:`line_checks.MAX_LINE_CHARS`) and checked
 by the harness, which knows the target (:mod:`simulators.line_checks`): a line in the
