@@ -208,9 +208,9 @@ def _kind_mismatch(index: MultimodalIndex, kind: IndexKind) -> str | None:
     if wanted == "milvus":
         from retrieval.milvus_index import check_uri, redacted
 
-        uris = {str(getattr(space, "uri", "")) for space in index.spaces.values()}
-        if uris != {check_uri(argument)}:
-            return f"the cached Milvus index is at another URI; {redacted(check_uri(argument))} was asked for"
+        asked = check_uri(argument)
+        if {str(getattr(space, "uri", "")) for space in index.spaces.values()} != {asked}:
+            return f"the cached Milvus index is at another URI; {redacted(asked)} was asked for"
     return None
 
 

@@ -245,7 +245,7 @@ class LLMSimulator(UserSimulator):
         for name in names:
             theirs = self.world.value_list(shown[best], name)
             if mine[name] and theirs and not mine[name] & set(theirs):
-                wanted = [v for v in self.world.value_list(self.target_id, name)][:2]
+                wanted = self.world.value_list(self.target_id, name)[:2]
                 differences.append(f"its {name.replace('_', ' ')} is {', '.join(theirs[:2])}, yours {', '.join(wanted)}")
         return (f"Closest: #{best + 1}" + (f" ({'; '.join(differences[:2])})" if differences else "")
                 + ". Say what should change, in your own words.")

@@ -21,7 +21,7 @@ from crs.turn import ImageReading
 from crs.llm import vocabulary
 from crs.llm.backends import load_stage_model
 from crs.llm.pictures import data_url
-from crs.llm.prompts import PROMPT_CHARS, Prompt, load_prompt
+from crs.llm.prompts import Prompt, fit, load_prompt
 from crs.llm.relevance import FULL_LIST, Offer, describe_offer
 from crs.llm.schema import MAX_CAPTION, MAX_COLOURS, reading_schema
 from crs.llm.structured import LLMError, ask_json, one_of, value_lists, with_json_schema
@@ -77,22 +77,23 @@ def offered_values(context: ReadContext, most: int = PER_PICTURE) -> dict[str, l
     return offered
 
 
-def prompt_values(context: ReadContext, most: int = PER_PICTURE) -> dict[str, str]:
-    """The values that fill the image_reader prompt for this picture and catalog."""
+def prompt_values(context: ReadContext, offered: dict[str, list[str]]) -> dict[str, str]:
+    """The values that fill the image_reader prompt offering ``offered`` (:func:`offered_values`)."""
     colour = colour_attribute(context.facts)
     note = (f" Name the colours with values of {colour}." if colour else "")
-    offer = Offer(values=offered_values(context, most))
-    return {"vocabulary": describe_offer(offer, context.facts), "colour_note": note}
+    return {"vocabulary": describe_offer(Offer(values=offered), context.facts), "colour_note": note}
 
 
-def fitted_prompt(prompt: Prompt, context: ReadContext) -> tuple[dict[str, str], int]:
-    """:func:`prompt_values` with as many values per large vocabulary as keep the prompt within
-    its budget (``PER_PICTURE``, half that, 2), and that number."""
-    for most in (PER_PICTURE, PER_PICTURE // 2, 2):
-        values = prompt_values(context, most)
-        if sum(map(len, prompt.texts(**values))) <= PROMPT_CHARS:
-            break
-    return values, most
+def fitted_prompt(prompt: Prompt, context: ReadContext) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The prompt's values with as many values per large vocabulary as keep it within its budget
+    (``PER_PICTURE``, half that, 2), and the values it offers (the schema allows those, no others)."""
+    mosts = (PER_PICTURE, PER_PICTURE // 2, 2)
+
+    def build(level: int) -> tuple[dict[str, str], dict[str, list[str]]]:
+        offered = offered_values(context, mosts[level])
+        return prompt_values(context, offered), offered
+
+    return fit(build, len(mosts), size=lambda built: sum(map(len, prompt.texts(**built[0]))))
 
 
 def reading_from_answer(answer: ReadingAnswer, facts: CatalogFacts, source: str) -> ImageReading:
@@ -139,10 +140,10 @@ class LLMImageReader(ImageReader):
     def read(self, image: Image.Image, context: ReadContext) -> ImageReading:
         if not context.facts.askable():
             raise LLMError("the catalog has no attributes to read from a picture")
-        values, most = fitted_prompt(self.prompt, context)
+        values, offered = fitted_prompt(self.prompt, context)
         messages = self.prompt.messages(images=[data_url(image)], **values)
         colour = colour_attribute(context.facts)  # the schema offers what the prompt listed, no more
-        schema = reading_schema(offered_values(context, most), context.facts.attributes[colour].values if colour else None)
+        schema = reading_schema(offered, context.facts.attributes[colour].values if colour else None)
         answer = ask_json(with_json_schema(self.model, schema, "reading"), messages, ReadingAnswer,
                           timeout_s=self.timeout_s)
         return reading_from_answer(answer, context.facts, self.source)

@@ -24,7 +24,7 @@ class ReadContext:
     facts: CatalogFacts  # the vocabulary answers must come from
     # Per attribute, the values this picture most likely has, best first (the offline reader's
     # ranking): a model reader offers only these from a vocabulary too large to list whole, so its
-    # prompt stays short. None: no ranking (every value is offered, up to a cap).
+    # prompt stays short. None: no ranking (a large vocabulary's most frequent values are offered).
     likely: Mapping[str, Sequence[str]] | None = None
 
 

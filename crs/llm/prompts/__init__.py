@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from string import Template
+from typing import TypeVar
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+T = TypeVar("T")
 _SECTION = re.compile(r"^\[(system|user)\]\s*$", re.MULTILINE)
 # A stage's prompt text (system + user, the picture aside) in characters. Small models read short
 # prompts better and a CPU reads them faster; 850 characters stay under 300 tokens for the
@@ -76,13 +78,15 @@ def text_length(messages: Sequence[BaseMessage]) -> int:
     return total
 
 
-def fit(build: Callable[[int], list[BaseMessage]], levels: int, budget: int = PROMPT_CHARS) -> list[BaseMessage]:
+def fit(build: Callable[[int], T], levels: int, size: Callable[[T], int] = text_length,  # type: ignore[assignment]
+        budget: int = PROMPT_CHARS) -> T:
     """The first of ``build(0)``, ``build(1)``, ... ``build(levels - 1)`` (each shorter than the
-    last: fewer values, fewer items) whose text fits ``budget`` characters, else the shortest.
-    A short message gets the full prompt; only long ones (many items shown, many numbers) lose detail."""
-    messages = build(0)
+    last: fewer values, fewer items) whose ``size`` (default: the messages' text length) fits
+    ``budget`` characters, else the shortest. A short message gets the full prompt; only long ones
+    (many items shown, many numbers) lose detail."""
+    built = build(0)
     for level in range(1, levels):
-        if text_length(messages) <= budget:
+        if size(built) <= budget:
             break
-        messages = build(level)
-    return messages
+        built = build(level)
+    return built
