@@ -54,7 +54,7 @@ from retrieval.vector_index import (
     check_ids,
 )
 
-__all__ = ["MilvusIndex", "MilvusUnavailable", "check_uri", "connect", "redacted", "INDEX_TYPES"]
+__all__ = ["MilvusIndex", "MilvusUnavailable", "check_uri", "connect", "INDEX_TYPES"]
 
 KIND = "milvus"
 PRIMARY, VECTOR = "id", "vector"
@@ -87,10 +87,10 @@ def check_uri(arg: str | None) -> str:
     arg = arg.strip()
     if urlsplit(arg).scheme in SERVER_SCHEMES:
         if not urlsplit(arg).hostname:
-            raise ValueError(f"milvus URI {redacted(arg)!r} names no host; e.g. {USAGE}")
+            raise ValueError(f"milvus URI {_redacted(arg)!r} names no host; e.g. {USAGE}")
         return arg
     if "://" in arg:
-        raise ValueError(f"milvus URI {redacted(arg)!r}: unknown scheme; use {', '.join(SERVER_SCHEMES)} or a .db path")
+        raise ValueError(f"milvus URI {_redacted(arg)!r}: unknown scheme; use {', '.join(SERVER_SCHEMES)} or a .db path")
     if not arg.endswith(".db"):  # pymilvus starts milvus-lite only for a name ending in .db
         raise ValueError(f"milvus-lite path {arg!r} must end in .db, e.g. {USAGE}")
     return str(Path(arg).expanduser().resolve())
@@ -175,7 +175,7 @@ class MilvusIndex(VectorIndex):
         except MilvusUnavailable as exc:
             raise IndexFileError(f"{path}: {exc}") from None
         if held != len(ids):
-            raise IndexFileError(f"{path}: Milvus collection {collection} at {redacted(uri)} holds "
+            raise IndexFileError(f"{path}: Milvus collection {collection} at {_redacted(uri)} holds "
                                  f"{'nothing' if held is None else held} rows, the index {len(ids)}")
         client.load_collection(collection)
         return cls(client, uri, collection, int(meta["dim"]), ids, str(meta.get("index_type", "FLAT")))
@@ -249,7 +249,7 @@ def connect(uri: str) -> Any:
         try:
             _CLIENTS[uri] = MilvusClient(uri=uri)
         except Exception as exc:  # pymilvus raises its own and grpc's types; the message is what matters
-            raise MilvusUnavailable(f"cannot open Milvus at {redacted(uri)}: {_first_line(exc)}") from None
+            raise MilvusUnavailable(f"cannot open Milvus at {_redacted(uri)}: {_first_line(exc)}") from None
     return _CLIENTS[uri]
 
 
@@ -315,7 +315,7 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def redacted(uri: str) -> str:
+def _redacted(uri: str) -> str:
     """``uri`` without a user:password part, for messages and logs."""
     parts = urlsplit(uri)
     if "@" in parts.netloc:
